@@ -3,6 +3,7 @@ fresh Jupyter kernel with the smoke profile — as Quarto would execute it, with
 from __future__ import annotations
 
 import os
+import re
 
 import nbformat
 import pytest
@@ -11,6 +12,7 @@ from nbclient.exceptions import CellExecutionError
 
 from quarto_source import ROOT, Cell, book_chapters, parse
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CHAPTERS = [p for p in book_chapters() if p.suffix == ".qmd"]
 
 
@@ -52,7 +54,7 @@ def test_chapter_executes(path, monkeypatch):
             try:
                 client.execute_cell(cell, index)
             except CellExecutionError as err:
-                pytest.fail(f"{path.name}: {label} failed:\n{err}", pytrace=False)
+                pytest.fail(f"{path.name}: {label} failed:\n{ANSI.sub('', str(err))}", pytrace=False)
             if isinstance(item, Cell) and str(item.options.get("label", "")).startswith("fig-"):
                 assert _has_image(cell.outputs), \
                     f"{path.name}: figure cell {item.options['label']} (line {item.line}) drew no image"

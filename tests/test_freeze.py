@@ -1,0 +1,26 @@
+"""The pre-render hook thaws exactly the chapters whose experiments' keys changed."""
+from __future__ import annotations
+
+from nnlab import cache, freeze
+
+from test_cache import toy_experiment  # noqa: F401  (fixture)
+
+
+def _frozen(project, stem):
+    folder = project / "_freeze" / "chapters" / stem / "execute-results"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "html.json").write_text("{}")
+    return folder.parent
+
+
+def test_thaws_only_chapters_whose_experiment_changed(toy_experiment, tmp_path, monkeypatch):  # noqa: F811
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "chapters" / "uses-toy.qmd").write_text('```{python}\nres = nnlab.load("toy")\n```\n')
+    (tmp_path / "chapters" / "plain.qmd").write_text("# Plain\n")
+    assert freeze.chapter_experiments(tmp_path / "chapters" / "uses-toy.qmd") == ["toy"]
+    freeze.thaw_stale(tmp_path, "full")  # records the current keys
+    toy, plain = _frozen(tmp_path, "uses-toy"), _frozen(tmp_path, "plain")
+    assert freeze.thaw_stale(tmp_path, "full") == [] and toy.exists()
+    monkeypatch.setattr(cache, "fingerprint", lambda module: "edited code")
+    assert freeze.thaw_stale(tmp_path, "full") == ["chapters/uses-toy"]
+    assert not toy.exists() and plain.exists()
