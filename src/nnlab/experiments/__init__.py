@@ -8,6 +8,7 @@ Modules are imported only when asked for, so listing experiments stays cheap.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 NAMES = ("softmax", "backprop", "perceptron", "exp1a", "lab2", "runge", "digits", "wann",
