@@ -24,3 +24,17 @@ def test_thaws_only_chapters_whose_experiment_changed(toy_experiment, tmp_path, 
     monkeypatch.setattr(cache, "fingerprint", lambda module: "edited code")
     assert freeze.thaw_stale(tmp_path, "full") == ["chapters/uses-toy"]
     assert not toy.exists() and plain.exists()
+
+
+def test_a_page_showing_provenance_is_thawed_when_any_experiment_changes(toy_experiment, tmp_path,  # noqa: F811
+                                                                          monkeypatch):
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "index.qmd").write_text('```{python}\ntable = nnlab.cache.provenance()\n```\n')
+    assert freeze.chapter_experiments(tmp_path / "index.qmd") == ["toy"]
+    freeze.thaw_stale(tmp_path, "full")
+    index = tmp_path / "_freeze" / "index"
+    (index / "execute-results").mkdir(parents=True)
+    assert freeze.thaw_stale(tmp_path, "full") == [] and index.exists()
+    monkeypatch.setattr(cache, "fingerprint", lambda module: "edited code")
+    assert freeze.thaw_stale(tmp_path, "full") == ["index"]
+    assert not index.exists()

@@ -13,15 +13,19 @@ import shutil
 import sys
 from pathlib import Path
 
-from nnlab import cache
+from nnlab import cache, experiments
 
 LOAD = re.compile(r"""nnlab\.load\(\s*["'](\w+)["']""")
+PROVENANCE = re.compile(r"cache\.provenance\(")   # a page that tabulates every experiment
 RECORD = "nnlab-keys.json"
 
 
 def chapter_experiments(qmd: Path) -> list[str]:
-    """Names of the experiments a chapter loads, in order of first use."""
-    return list(dict.fromkeys(LOAD.findall(qmd.read_text())))
+    """Names of the experiments a chapter loads, in order of first use (all, if it shows provenance)."""
+    text = qmd.read_text()
+    if PROVENANCE.search(text):
+        return list(experiments.available())
+    return list(dict.fromkeys(LOAD.findall(text)))
 
 
 def thaw_stale(project: Path, profile: str | None = None) -> list[str]:

@@ -78,7 +78,7 @@ def plot_weights(ax, res, run: str, part: str = "U", units=None, column: int | N
         else:
             for j in (0, 1) if column is None else (column,):
                 ax.plot(ep, U[:stop, i, j], lw=1, ls="-" if j == 0 else "--", label=f"$U_{{{i},{j}}}$")
-    ax.set(xlabel="epoch", title=title or f"{part} for {run}")
+    ax.set(xlabel="epoch", ylabel="weight value", title=title or f"{part} for {run}")
     ax.legend(fontsize=6, ncol=2)
 
 

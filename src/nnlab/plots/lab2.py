@@ -34,7 +34,7 @@ def plot_effects(axs, res):
             ax.plot([i - 0.35, i + 0.35], [y.min()] * 2, "k", lw=1.5)
         ax.axhline(res["noise_train_mse"], color="grey", ls=":", lw=1)
         ax.set_xticks(range(len(values)), [f"{v:g}" if not isinstance(v, str) else v for v in values],
-                      fontsize=7, rotation=20)
+                      fontsize=7, rotation=35, ha="right")
         ax.set(yscale="log", title=title)
     axs[0].set_ylabel("mean validation MSE")
 
@@ -63,9 +63,9 @@ def plot_test_vs_truth(ax, res):
     s = res["summary"]
     best = res["best_by_test"]
     ax.plot(s["test_loss"], s["f_error"], "o", ms=4, mfc="none")
-    for i, offset in ((0, (4, 4)), (best, (4, -10))):
+    for i, offset in ((0, (-12, 10)), (best, (8, -14))):
         ax.annotate(f"rank {s['rank'][i]}", (s["test_loss"][i], s["f_error"][i]), fontsize=7,
-                    xytext=offset, textcoords="offset points")
+                    xytext=offset, textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.5})
     ax.set(xlabel=f"test MSE ({len(res['x_test'])} noisy points)",
            ylabel="MSE to the target f on a dense grid")
 
