@@ -32,7 +32,8 @@ book: cache
 	@quarto=$$(command -v quarto || true); \
 	if [ -z "$$quarto" ]; then \
 	  echo "quarto is not on PATH: trying pip install quarto-cli"; \
-	  $(BIN)/pip install --quiet quarto-cli && quarto=$(BIN)/quarto; \
+	  if $(BIN)/pip install --quiet quarto-cli >$(VENV)/quarto-cli-install.log 2>&1; then quarto=$(BIN)/quarto; \
+	  else echo "pip install quarto-cli failed (see $(VENV)/quarto-cli-install.log)"; fi; \
 	fi; \
 	if [ -z "$$quarto" ] || ! "$$quarto" --version >/dev/null 2>&1; then \
 	  echo "Quarto is needed to render the book and could not be installed here."; \
