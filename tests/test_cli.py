@@ -41,8 +41,13 @@ def test_run_show_check_clean(toy_experiment, capsys, tmp_path):  # noqa: F811
     assert cli.main(["show", "toy", "--format", "csv", "--profile", "full"]) == 0
     assert capsys.readouterr().out.splitlines() == ["epochs", "3"]
     assert cli.main(["run", "toy", "--set", "epochs=5"]) == 0  # an entry no profile uses
+    capsys.readouterr()
+    assert cli.main(["clean", "--dry-run"]) == 0
+    assert "1 entry would be removed" in capsys.readouterr().out
     assert cli.main(["clean"]) == 0
     assert "1 entry removed" in capsys.readouterr().out
+    assert cli.main(["clean"]) == 0  # the dry run had kept it; the real clean removed it
+    assert "0 entries removed" in capsys.readouterr().out
     assert cli.main(["check"]) == 0  # the profile's entry survived
 
 

@@ -115,7 +115,7 @@ def cmd_clean(args) -> int:
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             for entry in sorted(e for e in folder.iterdir() if e.is_dir()):
                 if current.get(folder.name) != entry.name:
-                    print(f"removing {entry}")
+                    print(f"{'would remove' if args.dry_run else 'removing'} {entry}")
                     if not args.dry_run:
                         shutil.rmtree(entry)
                     removed += 1
@@ -123,7 +123,8 @@ def cmd_clean(args) -> int:
                 folder.rmdir()
         if not args.dry_run:
             shutil.rmtree(root / ".tmp", ignore_errors=True)
-    print(f"nnlab clean: {removed} entr{'y' if removed == 1 else 'ies'} removed")
+    done = "would be removed (dry run)" if args.dry_run else "removed"
+    print(f"nnlab clean: {removed} entr{'y' if removed == 1 else 'ies'} {done}")
     return 0
 
 
