@@ -108,8 +108,8 @@ def test_exact_variance_and_first_order_index_match_sympy_integration(terms):
 def test_monte_carlo_sobol_indices_estimate_the_exact_ones(terms):
     first, total = bell.exact_sobol(terms)
     mc_first, mc_total = bell.sobol_indices(lambda x: bell.evaluate_terms(terms, x), 2 ** 14, 0)
-    np.testing.assert_allclose(mc_first, first, atol=0.04)
-    np.testing.assert_allclose(mc_total, total, atol=0.04)
+    np.testing.assert_allclose(mc_first, first, atol=0.02)
+    np.testing.assert_allclose(mc_total, total, atol=0.02)
 
 
 def test_sweeps_vary_one_variable_and_keep_its_own_derivative():
@@ -153,7 +153,7 @@ def test_network_outputs_are_in_original_units_with_autograd_gradients():
         step[j] = h
         central = (bell.network_outputs(net, params, x + step, scale)
                    - bell.network_outputs(net, params, x - step, scale)) / (2 * h)
-        np.testing.assert_allclose(grads[..., j], central, rtol=2e-2, atol=2e-2)
+        np.testing.assert_allclose(grads[..., j], central, rtol=2e-3, atol=2e-3)
 
 
 @pytest.mark.parametrize("change, field", [
@@ -217,3 +217,19 @@ def test_training_in_two_processes_gives_the_same_networks_as_in_one():
         for a, b in zip(one[name]["runs"].params, two[name]["runs"].params):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
         np.testing.assert_array_equal(one[name]["sweep"].step_loss, two[name]["sweep"].step_loss)
+
+
+def _runs(step_loss, diverged_at):
+    step_loss = np.asarray(step_loss, float)
+    M = len(step_loss)
+    return bell.Runs(np.arange(1, M + 1) * 1e-4, np.zeros(M, int), [], step_loss,
+                     np.zeros((M, 3)), np.zeros(M), np.asarray(diverged_at))
+
+
+def test_choose_lr_takes_the_lowest_last_epoch_loss_and_never_a_diverged_run():
+    # 2 epochs of 3 steps: run 1 is best over the whole run, run 2 over the last epoch only,
+    # run 0 has the lowest last epoch but diverged (and a NaN in its log)
+    runs = _runs([[9, 9, 9, 0.1, np.nan, 0.1], [1, 1, 1, 2, 2, 2], [5, 5, 5, 1.5, 1.5, 1.5]], [4, -1, -1])
+    assert bell.choose_lr(runs, epochs=2) == 2
+    with pytest.raises(RuntimeError, match="diverged"):
+        bell.choose_lr(_runs([[1.0, np.inf]], [1]), epochs=1)

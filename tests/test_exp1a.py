@@ -146,3 +146,8 @@ def test_run_specs_are_parsed_and_bad_ones_named():
         with pytest.raises(ConfigError, match="expected f/h/lr/epochs"):
             exp1a.parse(bad)
     validate(exp1a.PROFILES["smoke"], "exp1a")
+
+
+def test_oscillation_onset_is_the_first_epoch_whose_loss_rises():
+    assert exp1a.oscillation_onset(np.array([3.0, 2.0, 1.0, 1.0])) == -1   # never rises (ties do not count)
+    assert exp1a.oscillation_onset(np.array([3.0, 2.0, 2.5, 1.0, 4.0])) == 2

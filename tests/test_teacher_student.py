@@ -205,3 +205,14 @@ def test_smoke_teacher_stays_frozen_and_students_are_stored_in_teacher_units(smo
         assert shapes == [(len(config.seeds), o, i) for i, o in net.layers]
         cos = res[f"{name}_matched_cos"]
         assert cos.shape == (len(config.seeds), 75) and np.nanmax(np.abs(cos)) <= 1 + 1e-6
+
+
+def test_linear_baseline_is_exact_for_an_affine_target_and_sees_the_noise_otherwise():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(4000, 5, generator=g)
+    w = torch.tensor([[1.0], [-2.0], [0.5], [3.0], [0.0]])
+    affine = X @ w + 7.0
+    assert ts.linear_baseline_mse(X[:2000], affine[:2000], X[2000:], affine[2000:]) < 1e-8
+    noisy = affine + 0.3 * torch.randn(4000, 1, generator=g)
+    mse = ts.linear_baseline_mse(X[:2000], noisy[:2000], X[2000:], noisy[2000:])
+    assert mse == pytest.approx(0.09, rel=0.1)   # the noise variance, up to sampling error
