@@ -38,3 +38,18 @@ def test_a_page_showing_provenance_is_thawed_when_any_experiment_changes(toy_exp
     monkeypatch.setattr(cache, "fingerprint", lambda module: "edited code")
     assert freeze.thaw_stale(tmp_path, "full") == ["index"]
     assert not index.exists()
+
+
+def test_a_chapter_is_thawed_when_the_plotting_code_it_imports_changes(tmp_path, monkeypatch):
+    (tmp_path / "chapters").mkdir()
+    qmd = tmp_path / "chapters" / "plots-only.qmd"
+    qmd.write_text("```{python}\nfrom nnlab.plots import exp1a as p\nfrom nnlab.cache import load\n```\n")
+    assert freeze.imported_modules(qmd) == ["nnlab.cache", "nnlab.plots.exp1a"]
+    freeze.thaw_stale(tmp_path, "full")
+    frozen = _frozen(tmp_path, "plots-only")
+    assert freeze.thaw_stale(tmp_path, "full") == [] and frozen.exists()
+    real = cache.fingerprint
+    monkeypatch.setattr(cache, "fingerprint",
+                        lambda module: "edited" if module == "nnlab.plots.exp1a" else real(module))
+    assert freeze.thaw_stale(tmp_path, "full") == ["chapters/plots-only"]
+    assert not frozen.exists()

@@ -83,3 +83,13 @@ def test_search_ranks_by_mean_accuracy_then_connections_and_parse_inverts_descri
 def test_bad_activation_name_is_refused():
     with pytest.raises(ConfigError, match="activations"):
         validate(dataclasses.replace(W.Config(), activations=("linear", "softplus")), "wann")
+
+
+def test_canonical_key_tells_apart_networks_that_differ_only_in_direct_input_output_edges():
+    n = W.N_SOURCES + 2                                                     # sources, one hidden, out
+    plain = np.zeros((n, n), dtype=bool)
+    plain[1, W.N_SOURCES] = plain[W.N_SOURCES, -1] = True                      # x1 -> h1 -> out
+    direct = plain.copy()
+    direct[2, -1] = True                                                   # plus x2 -> out
+    acts = ("tanh", "sigmoid")
+    assert W.canonical(plain, acts) != W.canonical(direct, acts)

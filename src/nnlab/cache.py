@@ -82,7 +82,7 @@ def base_dir() -> Path:
     if os.environ.get("NNLAB_CACHE"):
         return Path(os.environ["NNLAB_CACHE"])
     here = Path(__file__).resolve().parents[2]
-    for root in (here, *Path.cwd().resolve().parents, Path.cwd().resolve()):
+    for root in (here, Path.cwd().resolve(), *Path.cwd().resolve().parents):
         if (root / "_quarto.yml").is_file():
             return root / "cache"
     return Path.cwd() / "cache"
@@ -277,6 +277,8 @@ def plan(name: str, profile: str | None = None, overrides: Mapping[str, str] | N
     if overrides:
         config = cfg.with_overrides(config, dict(overrides))
     cfg.validate(config, name)
+    if hasattr(module, "check"):      # constraints between fields, before anything is computed
+        module.check(config)
     code = fingerprint(module.__name__)
     return Planned(name, profile, config, code, entry_key(name, cfg.to_json(config), code))
 

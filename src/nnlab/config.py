@@ -50,16 +50,34 @@ def _check_value(value, b) -> bool:
                 or (b["le"] is not None and not value <= b["le"]))
 
 
+def _type_problem(value, hint) -> str | None:
+    """Why ``value`` does not fit ``hint`` (int, float, str, bool or tuple[T, ...]), or None if it does.
+    An int is a float; a bool is not a number."""
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, tuple):
+            return "must be a tuple"
+        args = typing.get_args(hint)
+        item = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        for i, v in enumerate(value if item is not None else ()):
+            if _type_problem(v, item):
+                return f"item {i} ({v!r}) must be of type {item.__name__}"
+        return None
+    if hint not in (int, float, str, bool):
+        return None
+    ok = isinstance(value, hint) or (hint is float and isinstance(value, int))
+    if not ok or (hint in (int, float) and isinstance(value, bool)):
+        return f"must be of type {hint.__name__}"
+    return None
+
+
 def validate(config, name: str = "config") -> None:
     """Raise ConfigError for the first field whose value is outside its bounds or of the wrong type."""
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        hint = hints.get(f.name)
-        if hint in (int, float, str, bool):
-            ok = isinstance(value, hint) or (hint is float and isinstance(value, int))
-            if not ok or (hint in (int, float) and isinstance(value, bool)):
-                raise ConfigError(f"{name}.{f.name} = {value!r}: must be of type {hint.__name__}")
+        problem = _type_problem(value, hints.get(f.name))
+        if problem:
+            raise ConfigError(f"{name}.{f.name} = {value!r}: {problem}")
         b = f.metadata.get("bounds")
         if not b:
             continue

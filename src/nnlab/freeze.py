@@ -2,11 +2,14 @@
 
 Quarto's ``freeze: auto`` re-executes a chapter only when its .qmd changes (quarto-cli #6793). This
 script records, per chapter, the cache keys of the experiments it loads (``nnlab.load("name")``) and
-removes the chapter's ``_freeze`` folder whenever one of those keys differs from the recorded one.
+the code fingerprints of the nnlab modules it imports (its plotting code), and removes the chapter's
+``_freeze`` folder whenever one of them differs from the recorded one.
 Run by Quarto as ``python -m nnlab.freeze`` from the project root.
 """
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import re
 import shutil
@@ -17,6 +20,7 @@ from nnlab import cache, experiments
 
 LOAD = re.compile(r"""nnlab\.load\(\s*["'](\w+)["']""")
 PROVENANCE = re.compile(r"cache\.provenance\(")   # a page that tabulates every experiment
+PYTHON_CELL = re.compile(r"^```+\s*\{python[^}]*\}\s*$(.*?)^```", re.M | re.S)
 RECORD = "nnlab-keys.json"
 
 
@@ -26,6 +30,40 @@ def chapter_experiments(qmd: Path) -> list[str]:
     if PROVENANCE.search(text):
         return list(experiments.available())
     return list(dict.fromkeys(LOAD.findall(text)))
+
+
+def imported_modules(qmd: Path) -> list[str]:
+    """The nnlab modules a chapter's python cells import (``from nnlab.plots import x`` gives
+    ``nnlab.plots.x``), sorted."""
+    found = set()
+    for cell in PYTHON_CELL.findall(qmd.read_text()):
+        try:
+            tree = ast.parse(cell)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.split(".")[0] == "nnlab")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "nnlab":
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    found.add(sub if _is_module(sub) else node.module)
+    return sorted(found)
+
+
+def _is_module(name: str) -> bool:
+    """Whether ``name`` is an importable module (not a function or class of one)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def chapter_keys(qmd: Path, profile: str | None = None) -> dict[str, str]:
+    """What a chapter's output depends on: its experiments' cache keys and its modules' fingerprints."""
+    keys = {name: cache.plan(name, profile).key for name in chapter_experiments(qmd)}
+    keys |= {f"module:{m}": cache.fingerprint(m) for m in imported_modules(qmd)}
+    return keys
 
 
 def thaw_stale(project: Path, profile: str | None = None) -> list[str]:
@@ -38,7 +76,7 @@ def thaw_stale(project: Path, profile: str | None = None) -> list[str]:
         if not qmd.is_file():
             continue
         rel = qmd.relative_to(project).with_suffix("").as_posix()
-        keys = {name: cache.plan(name, profile).key for name in chapter_experiments(qmd)}
+        keys = chapter_keys(qmd, profile)
         frozen = freeze / rel
         if record.get(rel) != keys and frozen.exists():
             shutil.rmtree(frozen)

@@ -166,6 +166,8 @@ def train(params, x_train, y_train, x_test, y_test, *, activation_name, epochs, 
     parameters are those of training it alone. Arithmetic is in ``dtype``; losses are float64.
     The test loss is computed every ``test_every`` epochs and at each model's last epoch.
     """
+    if test_every < 1:
+        raise ValueError(f"test_every = {test_every}: must be >= 1")
     act = activation(activation_name)
     m = next(iter(params.values())).shape[0]
     p = {k: np.array(v, dtype=dtype) for k, v in params.items()}

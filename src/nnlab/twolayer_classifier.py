@@ -108,6 +108,8 @@ def train(X: np.ndarray, y: np.ndarray, *, seeds, lr, reg, batch_size: int, epoc
     history["diverged"] (M,) is True where the weights are no longer finite.
     Arithmetic is in X's dtype (float32 halves the time of the experiments; tests use float64).
     """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs = {epochs}, batch_size = {batch_size}: both must be >= 1")
     rngs = [np.random.default_rng(s) for s in seeds]
     m, n = len(rngs), len(y)
     lr = np.broadcast_to(np.asarray(lr, X.dtype), (m,))[:, None, None]

@@ -19,6 +19,7 @@ from nnlab import backprop as bp
 from nnlab import basic_net
 from nnlab.config import param
 from nnlab.progress import bar
+from nnlab.train import num_threads
 
 CHAPTER = "chapters/backpropagation.qmd"
 OUTPUTS = ("activation", "linear")  # output layer sigma(z[L]) as in Higham & Higham, or z[L]
@@ -155,8 +156,7 @@ def timing(config: Config) -> pd.DataFrame:
 
 
 def run(config: Config) -> dict:
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):  # one BLAS thread: timings comparable on a shared machine
+    with num_threads(1), threadpool_limits(limits=1):  # one thread: timings comparable on a shared machine
         return _run(config)
 
 

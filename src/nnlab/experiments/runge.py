@@ -186,6 +186,12 @@ def parse_schedule(text: str) -> list[tuple[float, int]]:
     return phases
 
 
+def check(config: Config) -> None:
+    """Every schedule parses, before anything trains."""
+    for text in config.schedules:
+        parse_schedule(text)
+
+
 def continue_training(net: Net, params, data: dict, c: Config, schedule: str) -> dict:
     """Train on through the phases of ``schedule``, each with a fresh Adam (as a Keras re-compile)
     and new shuffling orders (seeds offset by ``SHUFFLE_OFFSET`` times the phase number)."""
@@ -243,6 +249,7 @@ def _metrics(pred: dict, y: dict) -> dict[str, float]:
 
 
 def run(c: Config) -> dict:
+    check(c)
     d = split(c.n_points, c.split_seed)
     d["grid"], d["plot"] = np.linspace(-1, 1, c.grid_points), np.linspace(-1, 1, c.plot_points)
     y = {k: runge(v) for k, v in d.items()}

@@ -15,6 +15,7 @@ import torch
 from nnlab import softmax as sm
 from nnlab.backprop import central_difference
 from nnlab.config import param
+from nnlab.train import num_threads
 
 CHAPTER = "chapters/softmax-jacobian.qmd"
 
@@ -85,7 +86,11 @@ def shift_sweep(z: np.ndarray, shifts: np.ndarray) -> pd.DataFrame:
 
 
 def run(config: Config) -> dict:
-    torch.set_num_threads(1)
+    with num_threads(1):      # tiny tensors: more threads only add overhead
+        return _run(config)
+
+
+def _run(config: Config) -> dict:
     rng = np.random.default_rng(config.seed)
     rows = []
     for K in config.sizes:

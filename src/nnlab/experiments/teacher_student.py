@@ -67,12 +67,15 @@ def check(config: Config) -> None:
     """Constraints between fields that the per-field bounds cannot express."""
     for field in ("sweep_steps", "steps"):
         if len(getattr(config, field)) != len(STUDENTS):
-            raise ConfigError(f"{field} = {getattr(config, field)!r}: needs one value per student "
+            raise ConfigError(f"teacher_student.{field} = {getattr(config, field)!r}: needs one value per student "
                               f"({', '.join(STUDENTS)})")
     if min(config.steps) < config.evals:
-        raise ConfigError(f"evals = {config.evals}: must not exceed the smallest of steps {config.steps}")
-    if len(set(config.seeds)) != len(config.seeds) or len(set(config.lrs)) != len(config.lrs):
-        raise ConfigError("seeds and lrs must not repeat a value")
+        raise ConfigError(f"teacher_student.evals = {config.evals}: must not exceed the smallest of steps {config.steps}")
+    for field in ("seeds", "lrs"):
+        values = getattr(config, field)
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ConfigError(f"teacher_student.{field} = {values!r}: repeats {repeated}")
 
 
 # ------------------------------------------------------------------------------- teacher and data
@@ -287,6 +290,8 @@ def sweep(name, net, sample, config, steps, seeds=None) -> tuple[float, pd.DataF
                    steps=steps, lr=[lr for lr, _ in grid], optimizer=config.optimizer,
                    progress=f"{name} lr sweep")
     tail = last_fifth_mean(result.train_loss).reshape(len(config.lrs), len(seeds))
+    if not np.isfinite(tail.mean(1)).any():
+        raise RuntimeError(f"{name}: at every learning rate of the sweep some run diverged")
     best = int(np.argmin(tail.mean(1)))
     table = pd.DataFrame({"student": name, "lr": [lr for lr, _ in grid], "seed": [s for _, s in grid],
                           "steps": steps, "tail_train_loss_std": tail.ravel(),

@@ -106,7 +106,7 @@ def canonical(mask: np.ndarray, acts: tuple[str, ...]) -> tuple:
     nodes = sorted((tuple(mask[:N_SOURCES, h]), bool(mask[h, -1]), acts[h - N_SOURCES], h) for h in hidden)
     if any(mask[h, k] for h in hidden for k in hidden):    # linked hidden nodes: keep the order
         return (mask.tobytes(), acts)
-    return (tuple(n[:3] for n in nodes), acts[-1])
+    return (tuple(n[:3] for n in nodes), tuple(mask[:N_SOURCES, -1]), acts[-1])
 
 
 def describe(mask: np.ndarray) -> str:
