@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -153,6 +154,7 @@ def test_last_fifth_change_and_means():
 @pytest.mark.parametrize("changes, words", [
     ({"lrs": (1e-3, 0.0)}, "lrs"), ({"batch_size": 0}, "batch_size"), ({"match_cos": 1.5}, "match_cos"),
     ({"optimizer": "lbfgs"}, "optimizer"), ({"steps": (100, 0, 100)}, "steps"),
+    ({"anneal_factor": 0.0}, "anneal_factor"), ({"anneal_end": 1.5}, "anneal_end"), ({"workers": 3}, "workers"),
 ])
 def test_bad_field_values_are_rejected(changes, words):
     with pytest.raises(ConfigError, match=words):
@@ -161,11 +163,22 @@ def test_bad_field_values_are_rejected(changes, words):
 
 @pytest.mark.parametrize("changes, words", [
     ({"steps": (100, 100)}, "one value per student"), ({"evals": 60, "steps": (50, 50, 50)}, "evals"),
-    ({"seeds": (0, 0, 1)}, "repeat"),
+    ({"seeds": (0, 0, 1)}, "repeat"), ({"anneal_start": 0.7, "anneal_end": 0.6}, "anneal_start"),
 ])
 def test_inconsistent_configs_are_rejected(changes, words):
     with pytest.raises(ConfigError, match=words):
         ts.check(dataclasses.replace(ts.Config(), **changes))
+
+
+def test_final_runs_hold_decay_then_hold_the_learning_rate():
+    config = ts.Config()
+    for steps in config.steps:
+        factor = ts.schedule(config, steps)
+        n = ts.constant_steps(config, steps)
+        assert n == round(config.anneal_start * steps) and np.all(factor[:n] == 1) and factor[n] < 1
+        assert np.all(np.diff(factor) <= 0)
+        # both fifths that the quasi-stationarity criterion compares lie in the held phase
+        assert np.allclose(factor[int(0.6 * steps):], config.anneal_factor)
 
 
 def test_profiles_are_valid():
@@ -205,6 +218,24 @@ def test_smoke_teacher_stays_frozen_and_students_are_stored_in_teacher_units(smo
         assert shapes == [(len(config.seeds), o, i) for i, o in net.layers]
         cos = res[f"{name}_matched_cos"]
         assert cos.shape == (len(config.seeds), 75) and np.nanmax(np.abs(cos)) <= 1 + 1e-6
+
+
+def test_smoke_constant_rate_change_is_measured_on_the_constant_part(smoke):
+    config, res = smoke
+    for name, steps in zip(ts.STUDENTS, config.steps):
+        rows = res["summary"][res["summary"].student == name]
+        assert np.all(np.isfinite(rows.constant_change)) and np.all(rows.steps == steps)
+
+
+def test_students_in_two_processes_give_the_same_result_as_in_one():
+    config = dataclasses.replace(ts.PROFILES["smoke"], steps=(30, 30, 30), sweep_steps=(10, 10, 10))
+    one = ts.run(config)
+    two = ts.run(dataclasses.replace(config, workers=2))
+    for key, value in one.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, two[key], err_msg=key)
+    pd.testing.assert_frame_equal(one["summary"], two["summary"])
+    pd.testing.assert_frame_equal(one["distances"], two["distances"])
 
 
 def test_linear_baseline_is_exact_for_an_affine_target_and_sees_the_noise_otherwise():

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from nnlab.models import Module, Net, evaluate, forward, init_params
-from nnlab.train import SGD, Adam, fresh_batches, shuffled_epochs, train
+from nnlab.train import SGD, Adam, fresh_batches, shuffled_epochs, step_decay, train
 
 torch.set_num_threads(1)
 RTOL = 1e-5
@@ -71,21 +71,42 @@ def test_batched_equals_separate_runs(net, optimizer, loss, lrs):
 
 @pytest.mark.parametrize("ours, reference", [(Adam, torch.optim.Adam), (SGD, torch.optim.SGD)])
 def test_optimizer_step_is_bitwise_torch_optim(ours, reference):
-    """Given the same gradients, the batched update equals torch.optim's to the last bit, lr per model.
+    """Given the same gradients, the batched update equals torch.optim's to the last bit, lr per model and
+    per step (torch: the param group's lr set before every step, as a scheduler does).
     (The engine's remaining ~1e-7 differences come from bmm and mm summing in different orders.)"""
     M, P, steps = 3, 1000, 30
     lr = torch.tensor([1e-3, 3e-3, 0.1], dtype=torch.float64)
+    scale = torch.tensor(step_decay(steps, 0.3, 0.7, 0.01))
+    table = scale[:, None] * lr[None, :]
     start, grads = torch.randn(M, P), torch.randn(steps, M, P)
     flat, alive = start.clone(), torch.ones(M, 1)
-    opt = ours(flat, lr, steps)
+    opt = ours(flat, table)
     solo = [start[m].clone().requires_grad_() for m in range(M)]
     solo_opts = [reference([p], lr=float(lr[m])) for m, p in enumerate(solo)]
     for t in range(steps):
         opt.step(flat, grads[t].clone(), alive)
         for m in range(M):
+            solo_opts[m].param_groups[0]["lr"] = float(lr[m]) * float(scale[t])
             solo[m].grad = grads[t, m].clone()
             solo_opts[m].step()
     assert all(torch.equal(flat[m], solo[m].detach()) for m in range(M))
+
+
+def test_step_decay_schedule():
+    f = step_decay(1000, 0.5, 0.6, 1e-2)
+    assert np.all(f[:500] == 1) and np.allclose(f[599:], 1e-2)             # updates 1-500, then 600-1000
+    assert np.allclose(np.diff(np.log(f[499:600])), np.log(1e-2) / 100)    # geometric: log falls linearly
+    assert np.array_equal(step_decay(10, 0.5, 0.5, 0.1), [1] * 5 + [0.1] * 5)
+    with pytest.raises(ValueError, match="start <= end"):
+        step_decay(10, 0.7, 0.5, 0.1)
+
+
+def test_train_rejects_bad_lr_scale():
+    net = Net((2, 3, 1))
+    stream = fresh_batches(lambda g, n: (torch.rand(n, 2, generator=g), torch.rand(n, 1, generator=g)), 4, [0])
+    for bad in (np.ones(9), np.r_[np.ones(9), 0.0], np.r_[np.ones(9), np.nan]):
+        with pytest.raises(ValueError, match="lr_scale must hold 10 positive finite factors"):
+            train(net, init_params(net, [0]), stream, steps=10, lr=0.1, lr_scale=bad)
 
 
 def test_init_matches_nn_linear_and_keeps_global_rng():

@@ -101,14 +101,16 @@ def fresh_batches(sample: Callable, batch_size: int, seeds: Sequence[int], share
 class Adam:
     """``torch.optim.Adam`` (defaults, CPU single-tensor arithmetic) on flat parameters, one lr per model."""
 
-    def __init__(self, flat: torch.Tensor, lr: torch.Tensor, steps: int, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, flat: torch.Tensor, lr: torch.Tensor, betas=(0.9, 0.999), eps=1e-8):
+        """``lr``: (steps, M), the learning rate of every model at every step."""
         self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
         self.denom, self.update = torch.empty_like(flat), torch.empty_like(flat)  # reused every step
         # -lr / (1 - beta1^t) for every step t in float64 as torch's Python scalars, then cast to float32
         # as its kernel casts the scalar; precomputed so that the loop does no per-model host arithmetic
+        steps = lr.shape[0]
         bias_correction1 = torch.tensor([1 - self.beta1 ** t for t in range(1, steps + 1)], dtype=torch.float64)
-        self.neg_step_size = (-lr[None, :] / bias_correction1.to(lr.device)[:, None]).float()[:, :, None]
+        self.neg_step_size = (-lr / bias_correction1.to(lr.device)[:, None]).float()[:, :, None]
         self.t = 0
 
     def step(self, param, grad, alive):
@@ -126,12 +128,15 @@ class Adam:
 class SGD:
     """``torch.optim.SGD`` (no momentum) on flat parameters, one lr per model."""
 
-    def __init__(self, flat: torch.Tensor, lr: torch.Tensor, steps: int):
-        self.neg_lr = (-lr).float()[:, None]  # (M, 1)
+    def __init__(self, flat: torch.Tensor, lr: torch.Tensor):
+        """``lr``: (steps, M), the learning rate of every model at every step."""
+        self.neg_lr = (-lr).float()[:, :, None]  # (steps, M, 1)
+        self.t = 0
 
     def step(self, param, grad, alive):
         # torch: param.add_(grad, alpha=-lr), a fused multiply-add, which addcmul_ reproduces
-        param.addcmul_(grad, self.neg_lr)
+        self.t += 1
+        param.addcmul_(grad, self.neg_lr[self.t - 1])
 
 
 # --------------------------------------------------------------------------- the loop
@@ -158,13 +163,30 @@ def num_threads(n: int):
         torch.set_num_threads(before)
 
 
-def _per_model_lr(lr, M: int, device) -> torch.Tensor:
-    lr = torch.as_tensor(lr, dtype=torch.float64).reshape(-1).to(device)
+def _lr_table(lr, lr_scale, steps: int, M: int, device) -> torch.Tensor:
+    """(steps, M) float64: the learning rate of model m at step t, lr[m] * lr_scale[t]."""
+    lr = torch.as_tensor(lr, dtype=torch.float64).reshape(-1)
     if lr.numel() == 1:
         lr = lr.expand(M)
     if lr.numel() != M or not bool(torch.all(torch.isfinite(lr) & (lr > 0))):
         raise ValueError(f"lr must be one positive number or {M} of them, got {lr.tolist()}")
-    return lr
+    scale = torch.ones(steps, dtype=torch.float64) if lr_scale is None else \
+        torch.as_tensor(np.asarray(lr_scale, dtype=np.float64))
+    if scale.shape != (steps,) or not bool(torch.all(torch.isfinite(scale) & (scale > 0))):
+        raise ValueError(f"lr_scale must hold {steps} positive finite factors, one per step, "
+                         f"got shape {tuple(scale.shape)}")
+    return (scale[:, None] * lr[None, :]).to(device)
+
+
+def step_decay(steps: int, start: float, end: float, factor: float) -> np.ndarray:
+    """Per-step lr factors: the k-th of ``steps`` updates (k = 1, 2, ...) gets ``factor ** p`` with
+    p = clip((k/steps - start) / (end - start), 0, 1): 1 for the first ``start`` of training, geometric
+    decay until ``end``, then ``factor`` (0 <= start <= end <= 1)."""
+    if not (0 <= start <= end <= 1 and factor > 0):
+        raise ValueError(f"step_decay needs 0 <= start <= end <= 1 and factor > 0, got {start}, {end}, {factor}")
+    t = np.arange(1, steps + 1) / steps
+    progress = np.clip((t - start) / (end - start), 0, 1) if end > start else (t > start).astype(float)
+    return factor ** progress
 
 
 def _eval_schedule(steps: int, eval_every: int) -> list[int]:
@@ -175,11 +197,12 @@ def _eval_schedule(steps: int, eval_every: int) -> list[int]:
 
 def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", loss: str = "mse",
           eval_every: int = 0, eval_data=None, device=None, progress: str | None = None,
-          threads: int | None = None) -> Result:
+          threads: int | None = None, lr_scale=None) -> Result:
     """Train the M networks whose stacked ``params`` come from :func:`nnlab.models.init_params`.
 
     ``stream``: :func:`shuffled_epochs` / :func:`fresh_batches` (or any iterable of ``(x, y)`` with a
-    leading model axis). ``lr``: one number or M. ``eval_every=k``: loss on ``eval_data=(X, Y)`` after
+    leading model axis). ``lr``: one number or M; ``lr_scale``: optional factor per step (a schedule,
+    e.g. :func:`step_decay`), as setting every param group's lr before each step. ``eval_every=k``: loss on ``eval_data=(X, Y)`` after
     0, k, 2k, ... and ``steps`` updates. ``progress``: tqdm description, None for no bar. ``threads``:
     torch CPU threads during the call (None: NNLAB_THREADS, default 1). ``params`` are not modified.
     """
@@ -206,8 +229,7 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
         pieces = flat.split(sizes, dim=1)
         return [(pieces[2 * l].view(M, *W.shape[1:]), pieces[2 * l + 1]) for l, (W, _) in enumerate(params)]
 
-    lr = _per_model_lr(lr, M, dev)
-    opt = (Adam if optimizer == "adam" else SGD)(flat.detach(), lr, steps)
+    opt = (Adam if optimizer == "adam" else SGD)(flat.detach(), _lr_table(lr, lr_scale, steps, M, dev))
     train_loss = torch.empty(M, steps, device=dev)
     eval_steps = _eval_schedule(steps, eval_every)
     eval_losses = torch.empty(M, len(eval_steps), device=dev)

@@ -10,13 +10,17 @@ with the teacher's (the folded network computes the same function of the raw inp
 Per student, one engine call trains every (learning rate, seed) pair on fresh batches for a sweep
 budget; the learning rate with the lowest seed-averaged training loss over the last fifth of the
 sweep wins (the batches are fresh, so that loss is an unbiased estimate of the population loss and
-the test set stays untouched). A second engine call trains the seeds at that learning rate for the
-full budget, logging the test loss; then come the quasi-stationarity check, the parameter
-distributions (raw and after fixing the rescaling symmetry) and the Hungarian matching of
-first-layer units.
+the test set stays untouched). A second engine call trains the seeds for the full budget, logging
+the test loss: at that learning rate for the first half, then decaying it geometrically by
+``anneal_factor`` and holding it there, so that the last two fifths can show whether the run has
+settled. Then come the quasi-stationarity check, the parameter distributions (raw and after fixing
+the rescaling symmetry) and the Hungarian matching of first-layer units. The students train in
+``workers`` processes, one thread each; the result does not depend on their number.
 """
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +32,7 @@ from scipy.special import ndtr, ndtri
 
 from nnlab.config import ConfigError, param
 from nnlab.models import Net, evaluate, forward, init_params
-from nnlab.train import fresh_batches, train
+from nnlab.train import fresh_batches, num_threads, step_decay, train
 
 CHAPTER = "chapters/teacher-student.qmd"
 N_IN, X_MAX = 100, 2.0                   # inputs are uniform on [0, X_MAX]^N_IN
@@ -50,17 +54,21 @@ class Config:
     lrs: tuple[float, ...] = param(LRS, gt=0, each=True)
     optimizer: str = param("adam", choices=("adam", "sgd"))
     sweep_steps: tuple[int, ...] = param((10_000, 12_000, 4_000), ge=10, each=True)   # S_u, S_e, S_o
-    steps: tuple[int, ...] = param((30_000, 60_000, 25_000), ge=10, each=True)        # S_u, S_e, S_o
+    steps: tuple[int, ...] = param((30_000, 120_000, 50_000), ge=10, each=True)       # S_u, S_e, S_o
+    anneal_start: float = param(0.5, ge=0, le=1)     # final runs: constant lr until this fraction of steps,
+    anneal_end: float = param(0.6, ge=0, le=1)       # then geometric decay until this fraction,
+    anneal_factor: float = param(1e-3, gt=0, le=1)   # to lr * anneal_factor, held to the end
     evals: int = param(30, ge=5)                     # test-loss evaluations per final run
     stationary_tol: float = param(0.01, gt=0)        # "quasi-stationary": last-fifth change below this
     match_cos: float = param(0.9, gt=0, lt=1)        # a teacher unit is recovered above this cosine
     standardise_inputs: bool = True                  # students see (x - X_MEAN) / X_STD
     input_ablation: bool = True                      # also sweep S_e on raw inputs (first seed)
+    workers: int = param(2, choices=(1, 2))          # processes: S_o in one, S_u and S_e in the other
 
 
 PROFILES = {"full": Config(),
             "smoke": Config(test_size=2_000, seeds=(0, 1), lrs=(1e-3, 1e-2),
-                            sweep_steps=(20, 20, 20), steps=(50, 50, 50), evals=5)}
+                            sweep_steps=(20, 20, 20), steps=(50, 50, 50), evals=5, workers=1)}
 
 
 def check(config: Config) -> None:
@@ -69,6 +77,9 @@ def check(config: Config) -> None:
         if len(getattr(config, field)) != len(STUDENTS):
             raise ConfigError(f"teacher_student.{field} = {getattr(config, field)!r}: needs one value per student "
                               f"({', '.join(STUDENTS)})")
+    if config.anneal_start > config.anneal_end:
+        raise ConfigError(f"teacher_student.anneal_start = {config.anneal_start}: must not exceed "
+                          f"anneal_end = {config.anneal_end}")
     if min(config.steps) < config.evals:
         raise ConfigError(f"teacher_student.evals = {config.evals}: must not exceed the smallest of steps {config.steps}")
     for field in ("seeds", "lrs"):
@@ -263,6 +274,16 @@ def last_fifth_change(values, steps, total: int) -> float:
     return float((earlier.mean() - last.mean()) / last.mean())
 
 
+def schedule(config: Config, steps: int) -> np.ndarray:
+    """The final runs' learning-rate factor at every step (constant, geometric decay, hold)."""
+    return step_decay(steps, config.anneal_start, config.anneal_end, config.anneal_factor)
+
+
+def constant_steps(config: Config, steps: int) -> int:
+    """Number of steps of a final run at the full, constant learning rate."""
+    return int(np.count_nonzero(schedule(config, steps) == 1))
+
+
 def last_fifth_mean(train_loss) -> np.ndarray:
     """Mean training loss over the last fifth of the steps, per model (inf where a run diverged)."""
     train_loss = np.asarray(train_loss, dtype=float)
@@ -330,8 +351,10 @@ def study(name, net, data: dict, config: Config, sweep_steps: int, steps: int) -
     init = init_params(net, config.seeds)
     final = train(net, init, fresh_batches(data["sample"], config.batch_size,
                                            [STREAM_OFFSET + s for s in config.seeds]),
-                  steps=steps, lr=lr, optimizer=config.optimizer, eval_every=max(1, steps // config.evals),
-                  eval_data=(data["Z_test"], data["Y_test"]), progress=f"{name} lr={lr:.2g}")
+                  steps=steps, lr=lr, lr_scale=schedule(config, steps), optimizer=config.optimizer,
+                  eval_every=max(1, steps // config.evals), eval_data=(data["Z_test"], data["Y_test"]),
+                  progress=f"{name} lr={lr:.2g}")
+    n_constant = constant_steps(config, steps)
     test_final = evaluate(net, final.params, data["Z_test"], data["Y_test"])
     out = arrays | {f"{name}_test": final.eval_loss.astype(np.float32), f"{name}_test_steps": final.eval_steps}
     out[f"{name}_train"], out[f"{name}_train_steps"] = block_means(final.train_loss)
@@ -353,6 +376,8 @@ def study(name, net, data: dict, config: Config, sweep_steps: int, steps: int) -
             "final_test_loss_std": float(test_final[m]),
             "final_train_loss": float(last_fifth_mean(final.train_loss[m])) * std ** 2,
             "train_change": last_fifth_change(final.train_loss[m], np.arange(steps), steps),
+            "constant_change": (last_fifth_change(final.train_loss[m, :n_constant], np.arange(n_constant),
+                                                  n_constant) if n_constant >= 5 else float("nan")),
             "test_change": last_fifth_change(final.eval_loss[m], final.eval_steps, steps),
             "recovered": int(np.sum(cos["trained"][-1] > config.match_cos)),
             "recovered_init": int(np.sum(cos["init"][-1] > config.match_cos)),
@@ -364,28 +389,57 @@ def study(name, net, data: dict, config: Config, sweep_steps: int, steps: int) -
             "seconds": {"sweep": sweep_seconds, "final": final.seconds}}
 
 
-def run(config: Config) -> dict:
-    check(config)
+def prepare(config: Config) -> dict:
+    """The teacher, the target scale, the test set and the online sampler every student learns from."""
     teacher = make_teacher(config.teacher_seed)
     g = torch.Generator().manual_seed(config.data_seed)
     X_cal, X_test = draw_inputs(g, config.test_size), draw_inputs(g, config.test_size)
     y_cal, y_test = label(teacher, X_cal), label(teacher, X_test)
     mean, std = float(y_cal.mean()), float(y_cal.std())
-    teacher_layers = model_params(teacher, 0)
-    data = {"mean": mean, "std": std, "teacher_layers": teacher_layers, "Y_test": (y_test - mean) / std,
+    return {"teacher": teacher, "mean": mean, "std": std, "teacher_layers": model_params(teacher, 0),
+            "X_cal": X_cal, "y_cal": y_cal, "X_test": X_test, "y_test": y_test, "Y_test": (y_test - mean) / std,
             "Z_test": standardise(X_test) if config.standardise_inputs else X_test,   # what students see
             "sample": online_sampler(teacher, mean, std, config.standardise_inputs)}
 
+
+def study_students(names: tuple[str, ...], config: Config) -> dict:
+    """:func:`study` of the named students, and the input ablation after S_e, on one thread (so the
+    result does not depend on ``config.workers``); top-level, so a worker process can run it."""
+    with num_threads(1):
+        data = prepare(config)
+        index = list(STUDENTS)
+        out = {name: study(name, STUDENTS[name], data, config, config.sweep_steps[index.index(name)],
+                           config.steps[index.index(name)]) for name in names}
+        if "S_e" in names and config.input_ablation and config.standardise_inputs:
+            out["ablation"] = input_ablation(data["teacher"], data["mean"], data["std"], config,
+                                             data["X_test"], data["Y_test"], out["S_e"]["sweep"])
+    return out
+
+
+def study_all(config: Config) -> tuple[dict, dict]:
+    """Every student's study, in ``config.workers`` processes; (studies in STUDENTS order, ablation)."""
+    jobs = [("S_o",), ("S_u", "S_e")] if config.workers == 2 else [tuple(STUDENTS)]
+    if config.workers == 1:
+        parts = [study_students(job, config) for job in jobs]
+    else:
+        with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = list(pool.map(study_students, jobs, [config] * len(jobs)))
+    merged = {k: v for part in parts for k, v in part.items()}
+    return {name: merged[name] for name in STUDENTS}, merged.get("ablation", {})
+
+
+def run(config: Config) -> dict:
+    check(config)
+    data = prepare(config)
+    teacher_layers, mean, std, y_test = data["teacher_layers"], data["mean"], data["std"], data["y_test"]
     out = {f"T_{kind}_L{l + 1}": p.astype(np.float32)
            for l, (W, b) in enumerate(teacher_layers) for kind, p in (("weight", W), ("bias", b))}
     out |= {f"teacher_activity_L{l + 1}": a.astype(np.float32)
-            for l, a in enumerate(teacher_activity(teacher, X_test))}
-    studies = {name: study(name, net, data, config, sweep_steps, steps)
-               for (name, net), sweep_steps, steps in zip(STUDENTS.items(), config.sweep_steps, config.steps)}
+            for l, a in enumerate(teacher_activity(data["teacher"], data["X_test"]))}
+    studies, ablation = study_all(config)
     for s in studies.values():
         out |= s["arrays"]
-    if config.input_ablation and config.standardise_inputs:
-        out |= input_ablation(teacher, mean, std, config, X_test, data["Y_test"], studies["S_e"]["sweep"])
+    out |= ablation
 
     summary = pd.DataFrame([row for s in studies.values() for row in s["summary"]])
     summary["stationary"] = ((summary.train_change.abs() < config.stationary_tol)
@@ -401,5 +455,5 @@ def run(config: Config) -> dict:
         "params": {"T": count_params(TEACHER)} | {n: count_params(net) for n, net in STUDENTS.items()},
         "target_mean": mean, "target_std": std,
         "test_mean": float(y_test.mean()), "test_var": float(y_test.var(unbiased=False)),
-        "linear_mse": linear_baseline_mse(X_cal, y_cal, X_test, y_test),
+        "linear_mse": linear_baseline_mse(data["X_cal"], data["y_cal"], data["X_test"], y_test),
         "mean_predictor_mse": float((y_test - mean).square().mean())}

@@ -45,9 +45,9 @@ def lr_sweep(res):
     return fig
 
 
-def learning_curves(res):
-    """Final runs at the chosen learning rate: training loss (block means over the steps, line = mean
-    over seeds, band = min..max) and test loss (markers); the last fifth is shaded."""
+def learning_curves(res, config):
+    """Final runs: training loss (block means over the steps, line = mean over seeds, band = min..max)
+    and test loss (markers); the learning-rate decay is hatched, the last fifth shaded."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True, layout="constrained")
     for ax, name in zip(axes, STUDENTS):
         c, train = COLOURS[name], res[f"{name}_train"]
@@ -56,12 +56,48 @@ def learning_curves(res):
         ax.fill_between(x, train.min(0), train.max(0), color=c, alpha=0.25, lw=0)
         steps, test = res[f"{name}_test_steps"], res[f"{name}_test"]
         ax.plot(steps[1:], test[:, 1:].T, "k.", ms=3)
-        ax.plot([], [], "k.", label="test set (60k points)" if test.shape else "test set")
-        ax.axvspan(0.8 * steps[-1], steps[-1], color="grey", alpha=0.12, lw=0)
+        ax.plot([], [], "k.", label="test set")
+        total = steps[-1]
+        ax.axvspan(config.anneal_start * total, config.anneal_end * total, facecolor="none",
+                   edgecolor="grey", hatch="////", lw=0, label=f"lr decays × {config.anneal_factor:g}")
+        ax.axvspan(0.8 * total, total, color="grey", alpha=0.15, lw=0, label="last fifth")
         _baselines(ax, res)
         ax.set(xscale="log", yscale="log", xlabel="step", title=f"{name}, lr = {res['lr'][name]:.2g}")
     axes[0].set_ylabel("MSE / Var y")
-    axes[0].legend(fontsize="x-small")
+    axes[0].legend(fontsize="x-small", loc="lower left")
+    return fig
+
+
+def settling(res, config):
+    """The last three fifths of every final run on linear axes, each seed's losses divided by their
+    mean over the last fifth: training block means (thin), fifth means (thick steps), test losses
+    (dots), and the band of the quasi-stationarity criterion around 1."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), sharey=True, layout="constrained")
+    tol = config.stationary_tol
+    for ax, name in zip(axes, STUDENTS):
+        x, train = res[f"{name}_train_steps"], res[f"{name}_train"].astype(float)
+        steps, test = res[f"{name}_test_steps"], res[f"{name}_test"].astype(float)
+        total = steps[-1]
+        shown, test_shown = x >= 0.4 * total, steps >= 0.4 * total
+        shades = plt.cm.Greys(np.linspace(0.45, 0.85, len(train)))
+        for shade, loss, test_loss in zip(shades, train, test):
+            last = loss[x >= 0.8 * total].mean()
+            ax.plot(x[shown], loss[shown] / last, color=COLOURS[name], lw=0.6, alpha=0.5)
+            for lo in (0.4, 0.6, 0.8):
+                fifth = (x >= lo * total) & (x < (lo + 0.2) * total)
+                ax.plot([lo * total, (lo + 0.2) * total], [loss[fifth].mean() / last] * 2, color=shade, lw=2.5)
+            ax.plot(steps[test_shown], test_loss[test_shown] / test_loss[steps >= 0.8 * total].mean(), ".",
+                    color=shade, ms=4)
+        ax.axhspan(1 - tol, 1 + tol, color="tab:red", alpha=0.25, lw=0)
+        ax.axvspan(max(0.4, config.anneal_start) * total, config.anneal_end * total, facecolor="none",
+                   edgecolor="grey", hatch="////", lw=0)
+        ax.set(xlabel="step", title=name, ylim=(0.9, 1.12))
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(3, 3))
+    axes[0].plot([], [], color="grey", lw=2.5, label="fifth means (seeds)")
+    axes[0].plot([], [], ".", color="grey", label="test set")
+    axes[0].axhspan(0, 0, color="tab:red", alpha=0.25, label=f"±{100 * tol:g} %")
+    axes[0].set_ylabel("loss / mean over last fifth")
+    axes[0].legend(fontsize="x-small", loc="upper right")
     return fig
 
 
@@ -168,6 +204,7 @@ def summary_table(res) -> pd.DataFrame:
                      "lr": f"{g.lr.iloc[0]:.2g}", "steps": int(g.steps.iloc[0]),
                      "test MSE (teacher units)": mean_sd(g.final_test_loss),
                      "test MSE / Var y": mean_sd(g.final_test_loss_std),
+                     "train change, constant lr": mean_sd(100 * g.constant_change, "{:.1f}") + " %",
                      "train change, last fifth": mean_sd(100 * g.train_change, "{:.2f}") + " %",
                      "test change, last fifth": mean_sd(100 * g.test_change, "{:.2f}") + " %",
                      "units recovered (of 75)": mean_sd(g.recovered, "{:.1f}")})
