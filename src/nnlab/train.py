@@ -99,7 +99,8 @@ def fresh_batches(sample: Callable, batch_size: int, seeds: Sequence[int], share
 
 # --------------------------------------------------------------------------- optimisers
 class Adam:
-    """``torch.optim.Adam`` (defaults, CPU single-tensor arithmetic) on flat parameters, one lr per model."""
+    """``torch.optim.Adam`` (defaults, CPU single-tensor arithmetic) on flat parameters, an lr per model
+    and step."""
 
     def __init__(self, flat: torch.Tensor, lr: torch.Tensor, betas=(0.9, 0.999), eps=1e-8):
         """``lr``: (steps, M), the learning rate of every model at every step."""
@@ -126,7 +127,7 @@ class Adam:
 
 
 class SGD:
-    """``torch.optim.SGD`` (no momentum) on flat parameters, one lr per model."""
+    """``torch.optim.SGD`` (no momentum) on flat parameters, an lr per model and step."""
 
     def __init__(self, flat: torch.Tensor, lr: torch.Tensor):
         """``lr``: (steps, M), the learning rate of every model at every step."""
@@ -201,10 +202,11 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
     """Train the M networks whose stacked ``params`` come from :func:`nnlab.models.init_params`.
 
     ``stream``: :func:`shuffled_epochs` / :func:`fresh_batches` (or any iterable of ``(x, y)`` with a
-    leading model axis). ``lr``: one number or M; ``lr_scale``: optional factor per step (a schedule,
-    e.g. :func:`step_decay`), as setting every param group's lr before each step. ``eval_every=k``: loss on ``eval_data=(X, Y)`` after
-    0, k, 2k, ... and ``steps`` updates. ``progress``: tqdm description, None for no bar. ``threads``:
-    torch CPU threads during the call (None: NNLAB_THREADS, default 1). ``params`` are not modified.
+    leading model axis). ``lr``: one number or M. ``lr_scale``: optional factor for every step (a
+    schedule such as :func:`step_decay`; torch: every param group's lr set before each step).
+    ``eval_every=k``: loss on ``eval_data=(X, Y)`` after 0, k, 2k, ... and ``steps`` updates.
+    ``progress``: tqdm description, None for no bar. ``threads``: torch CPU threads during the call
+    (None: NNLAB_THREADS, default 1). ``params`` are not modified.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer = {optimizer!r}: allowed are {', '.join(OPTIMIZERS)}")

@@ -11,11 +11,12 @@ Per student, one engine call trains every (learning rate, seed) pair on fresh ba
 budget; the learning rate with the lowest seed-averaged training loss over the last fifth of the
 sweep wins (the batches are fresh, so that loss is an unbiased estimate of the population loss and
 the test set stays untouched). A second engine call trains the seeds for the full budget, logging
-the test loss: at that learning rate for the first half, then decaying it geometrically by
-``anneal_factor`` and holding it there, so that the last two fifths can show whether the run has
-settled. Then come the quasi-stationarity check, the parameter distributions (raw and after fixing
-the rescaling symmetry) and the Hungarian matching of first-layer units. The students train in
-``workers`` processes, one thread each; the result does not depend on their number.
+the test loss: at that learning rate until ``anneal_start`` of the steps, then decaying it
+geometrically by ``anneal_factor`` until ``anneal_end`` and holding it there, so that the last two
+fifths can show whether the run has settled. Then come the quasi-stationarity check, the parameter
+distributions (raw and after fixing the rescaling symmetry) and the Hungarian matching of first-layer
+units. The students train in ``workers`` processes, one thread each; the result does not depend on
+their number.
 """
 from __future__ import annotations
 
