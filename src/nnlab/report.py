@@ -43,3 +43,24 @@ def pct(fraction, digits: int = 1) -> str:
 def math(tex: str) -> Markdown:
     """An inline math span built whole in code (so Quarto does not escape the TeX inside it)."""
     return Markdown(f"${tex}$")
+
+
+def table(frame, columns: dict[str, str], formats: dict | None = None, digits: int = 3) -> Markdown:
+    """A pipe table of ``frame``'s ``columns`` (code name → header in words), every number through
+    :func:`num` unless ``formats`` gives that column its own function; no index row."""
+    formats = formats or {}
+    header = "| " + " | ".join(columns.values()) + " |"
+    rule = "|" + "|".join(":--" if frame[c].dtype == object else "--:" for c in columns) + "|"
+    rows = []
+    for _, record in frame.iterrows():
+        cells = []
+        for c in columns:
+            value = record[c]
+            if c in formats:
+                cells.append(formats[c](value))
+            elif isinstance(value, str):
+                cells.append(value)
+            else:
+                cells.append(num(value, digits))
+        rows.append("| " + " | ".join(cells) + " |")
+    return Markdown("\n".join([header, rule, *rows]))

@@ -1,0 +1,35 @@
+"""One look for every figure of the book, drawn at the size a reader sees it.
+
+The HTML text column and the PDF text block are both about 6.5 in wide, so a figure is drawn at
+most :data:`TEXT_WIDTH` wide (``column: page`` figures at most :data:`PAGE_WIDTH`), with tick labels
+of 9 pt and legends of 8 pt at that size: nothing is shrunk on the page.
+"""
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+
+TEXT_WIDTH = 6.5     # inches: the body column, HTML and PDF
+PAGE_WIDTH = 9.0     # inches: a `column: page` figure in HTML
+TICK_PT, LEGEND_PT, LABEL_PT, TITLE_PT = 9, 8, 10, 10
+
+RC = {
+    "figure.dpi": 110, "savefig.dpi": 200, "font.size": LABEL_PT,
+    "axes.labelsize": LABEL_PT, "axes.titlesize": TITLE_PT,
+    "xtick.labelsize": TICK_PT, "ytick.labelsize": TICK_PT,
+    "legend.fontsize": LEGEND_PT, "legend.title_fontsize": LEGEND_PT, "legend.framealpha": 0.9,
+    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.formatter.useoffset": False, "axes.formatter.use_mathtext": True,
+    "axes.prop_cycle": mpl.cycler(color=plt.get_cmap("tab10").colors),
+}
+
+
+def apply() -> None:
+    """Set the book's matplotlib style (call once at the top of a chapter)."""
+    mpl.rcParams.update(RC)
+
+
+def figure(nrows: int = 1, ncols: int = 1, height: float | None = None, width: float = TEXT_WIDTH, **kw):
+    """``plt.subplots`` at the width the figure is shown; height defaults to 2.6 in a row of panels."""
+    height = height if height is not None else 2.6 * nrows
+    return plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained", **kw)
