@@ -8,6 +8,7 @@ from __future__ import annotations
 import math as _math
 
 from IPython.display import Markdown
+from pandas.api.types import is_numeric_dtype
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -50,7 +51,7 @@ def table(frame, columns: dict[str, str], formats: dict | None = None, digits: i
     :func:`num` unless ``formats`` gives that column its own function; no index row."""
     formats = formats or {}
     header = "| " + " | ".join(columns.values()) + " |"
-    rule = "|" + "|".join(":--" if frame[c].dtype == object else "--:" for c in columns) + "|"
+    rule = "|" + "|".join("--:" if is_numeric_dtype(frame[c]) else ":--" for c in columns) + "|"
     rows = []
     for _, record in frame.iterrows():
         cells = []
