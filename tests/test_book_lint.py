@@ -1,13 +1,16 @@
 """The book's sources are consistent: chapters exist, citations resolve, cross-references have
-targets, figures have captions, labels are unique, chapter ids follow the file names."""
+targets, figures have captions, labels are unique, chapter ids follow the file names; inline values
+survive Quarto's insertion (no value in math or code, no numpy repr, no accidental list); the project's
+metadata is complete."""
 from __future__ import annotations
 
 import re
 from collections import Counter
 
 import pytest
+import yaml
 
-from quarto_source import ROOT, book_chapters, parse
+from quarto_source import ROOT, Inline, book_chapters, execute, parse
 
 LISTED = book_chapters()
 QMD = [p for p in LISTED if p.suffix == ".qmd" and p.is_file()]
@@ -74,3 +77,151 @@ def test_chapter_heading_carries_its_section_id(path):
     assert headings, f"{path.name} has no level-1 heading"
     assert "{#sec-" + path.stem + "}" in headings[0], \
         f"{path.name}: first heading must end with {{#sec-{path.stem}}} so other chapters can cite it"
+
+
+# ---------------------------------------------------------------------------------------------
+# What Quarto does with inline values (see quarto_source.Value.inserted)
+# ---------------------------------------------------------------------------------------------
+
+INLINE_MATCH = re.compile(r"(?<!`)`\{python\}[ \t][^`]+`")  # Quarto's pattern (quarto_source.INLINE)
+SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.S)      # a code span, any number of backticks
+DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
+INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])((?:[^$\\]|\\.)+?)(?<![\s\\])\$(?!\d)", re.S)
+MARK = re.compile(r"\x00(\d+)\x00")
+LIST_START = re.compile(r"^\s*(\d+[.)]|[-+*]|#+)(\s|$)")
+
+
+def _prose_text(chapter) -> str:
+    """The prose as one text, other lines blanked (offsets map back to line numbers)."""
+    return "\n".join(line if kind == "prose" else "" for line, kind in zip(chapter.lines, chapter.kinds))
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def inline_misplacements(chapter) -> list[str]:
+    """Inline expressions inside $…$, $$…$$ or a code span, as "line N: … inside …"."""
+    text = _prose_text(chapter)
+    exprs = []
+
+    def mark(m):
+        exprs.append((m.group(0), _line(text, m.start())))
+        return f"\x00{len(exprs) - 1}\x00"
+
+    marked = INLINE_MATCH.sub(mark, text)
+    problems = [f"line {_line(marked, m.start())}: `{{python}}` inside a code span prints literally: "
+                f"{m.group(0)}" for m in SPAN.finditer(marked) if "{python}" in m.group(0)]
+    unspanned = SPAN.sub(lambda m: " " * len(m.group(0)), marked)
+    inside = set()
+    rest = unspanned
+    for pattern, kind in ((DISPLAY_MATH, "$$…$$"), (INLINE_MATH, "$…$")):
+        for m in pattern.finditer(rest):
+            for k in MARK.findall(m.group(0)):
+                inside.add(int(k))
+                expr, line = exprs[int(k)]
+                problems.append(f"line {line}: {expr} inside {kind}")
+        rest = pattern.sub(lambda m: " " * len(m.group(0)), rest)
+    # a `$` touching a value: whether pandoc closes the math there depends on the value (a closing `$`
+    # followed by a digit does not close), so the value can end up inside the math
+    for m in re.finditer(r"\$\x00(\d+)\x00|\x00(\d+)\x00(?=\$)", unspanned):
+        k = int(m.group(1) or m.group(2))
+        if k not in inside:
+            inside.add(k)
+            expr, line = exprs[k]
+            problems.append(f"line {line}: {expr} touches a math delimiter $")
+    return sorted(problems, key=lambda p: int(p.split(":")[0].split()[1]))
+
+
+def test_inline_misplacements_are_found(tmp_path):
+    """The lint's own check, on a chapter with each mistake and each correct form."""
+    qmd = tmp_path / "x.qmd"
+    qmd.write_text("# X\n\n"
+                   "A $w = `{python} w`$ and $$\n"
+                   "b = `{python} b`\n$$ and `seed={python} s` in code.\n"
+                   "Fine: `{python} n` costs \\$5 and $x$ `{python} y` $z$; `{python} nnlab.report.math(t)`;\n"
+                   "``literal `{python} x` syntax``.\n"
+                   "Touching: $x_0 = ($`{python} x0`$)$.\n"
+                   "```{python}\nx = '$`{python} q`$'\n```\n")
+    found = inline_misplacements(parse(qmd))
+    assert [p.split(":")[0] for p in found] == ["line 3", "line 4", "line 5", "line 8"], found
+    assert "$…$" in found[0] and "$$…$$" in found[1] and "code span" in found[2]
+    assert "touches a math delimiter" in found[3]
+
+
+@pytest.mark.parametrize("path", QMD, ids=[p.stem for p in QMD])
+def test_no_inline_expression_in_math_or_code_span(path):
+    """Quarto inserts an inline value as escaped markdown (0.25 becomes 0\\.25): inside $…$ or $$…$$
+    TeX receives the backslashes, and inside a code span the expression prints literally. A value
+    that belongs in math is built whole with nnlab.report.math."""
+    problems = inline_misplacements(CHAPTERS[path])
+    if problems:
+        pytest.fail(f"{path.name}: {len(problems)} inline expressions misplaced:\n" + "\n".join(problems),
+                    pytrace=False)
+
+
+def _executed_values(path):
+    done = execute(path)
+    if done.error:
+        pytest.fail(f"the chapter does not execute (see test_chapters): {done.error.splitlines()[0]}",
+                    pytrace=False)
+    return [(item, done.values[id(item)]) for item in done.chapter.items if isinstance(item, Inline)]
+
+
+@pytest.mark.parametrize("path", QMD, ids=[p.stem for p in QMD])
+def test_inline_values_are_not_numpy_reprs(path):
+    """A numpy scalar reaches Quarto as its repr: the page shows np.int64(481). Use nnlab.report."""
+    bad = [f"line {item.line}: `{item.expr}` prints {value.text!r}"
+           for item, value in _executed_values(path)
+           if value.markdown is None and (value.type.startswith("numpy.")
+                                          or re.search(r"\bnp\.\w+\(|\bnumpy\.", value.text))]
+    if bad:
+        pytest.fail(f"{path.name}:\n" + "\n".join(bad), pytrace=False)
+
+
+@pytest.mark.parametrize("path", QMD, ids=[p.stem for p in QMD])
+def test_no_line_starts_like_a_list_after_substitution(path):
+    """A line that starts with an inline value reading "976." or "- 3" becomes a list item."""
+    lines = CHAPTERS[path].lines
+    bad = [f"line {item.line}: starts with `{item.expr}` = {value.text!r}"
+           for item, value in _executed_values(path)
+           if lines[item.line - 1].lstrip().startswith(f"`{{python}} {item.expr}")
+           and LIST_START.match(value.text)]
+    if bad:
+        pytest.fail(f"{path.name}:\n" + "\n".join(bad), pytrace=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The project's metadata
+# ---------------------------------------------------------------------------------------------
+
+CONFIG = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+
+
+def test_repo_actions_have_a_repo_url():
+    """Quarto warns and shows no links for repo-actions without repo-url."""
+    book = CONFIG["book"]
+    if book.get("repo-actions"):
+        assert str(book.get("repo-url", "")).startswith("https://"), "repo-actions needs book.repo-url"
+        assert book.get("repo-branch"), "repo-actions link to book.repo-branch (default: main)"
+
+
+def test_site_links_the_pdf():
+    assert "pdf" in CONFIG["book"].get("downloads", []), "book.downloads should list pdf"
+
+
+def test_addresses_agree_with_citation_file():
+    """_quarto.yml is the one place for the project's addresses; CITATION.cff repeats them."""
+    book = CONFIG["book"]
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["repository-code"] == book["repo-url"]
+    assert cff["url"] == book["site-url"] == CONFIG["citation"]["url"]
+    assert cff["preferred-citation"]["url"] == book["site-url"]
+    assert cff["title"] == book["title"]
+
+
+def test_gitignore_holds_quarto_lines_verbatim():
+    """Quarto appends these lines to .gitignore unless it finds them exactly (whole trimmed lines,
+    quarto-cli src/project/project-gitignore.ts); a render must leave the tree clean."""
+    lines = {line.strip() for line in (ROOT / ".gitignore").read_text().splitlines()}
+    assert {"/.quarto/", "**/*.quarto_ipynb"} <= lines
