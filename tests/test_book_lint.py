@@ -156,7 +156,7 @@ def test_no_inline_expression_in_math_or_code_span(path):
     that belongs in math is built whole with nnlab.report.math."""
     problems = inline_misplacements(CHAPTERS[path])
     if problems:
-        pytest.fail(f"{path.name}: {len(problems)} inline expressions misplaced:\n" + "\n".join(problems),
+        pytest.fail(f"{path.name}: misplaced inline expressions ({len(problems)}):\n" + "\n".join(problems),
                     pytrace=False)
 
 

@@ -53,5 +53,5 @@ def test_chapter_converts_without_warnings(path, to, pandoc):
     stderr = convert(pandoc, quarto_markdown(done), to)
     if stderr:  # one headline per warning ("[WARNING] Could not convert TeX math …"), details below it
         headlines = [w for w in stderr.splitlines() if w.startswith("[")] or [stderr]
-        pytest.fail(f"{path.name} → {to}: pandoc warns {len(headlines)} times:\n" + "\n".join(headlines),
+        pytest.fail(f"{path.name} → {to}: pandoc warnings ({len(headlines)}):\n" + "\n".join(headlines),
                     pytrace=False)
