@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from quarto_source import ROOT, Inline, book_chapters, execute, parse
+from quarto_source import INLINE, ROOT, Inline, Value, book_chapters, execute, parse
 
 LISTED = book_chapters()
 QMD = [p for p in LISTED if p.suffix == ".qmd" and p.is_file()]
@@ -168,13 +168,38 @@ def _executed_values(path):
     return [(item, done.values[id(item)]) for item in done.chapter.items if isinstance(item, Inline)]
 
 
+def numpy_reprs(values) -> list[str]:
+    """Inline values that print as a numpy repr."""
+    return [f"line {item.line}: `{item.expr}` prints {value.text!r}" for item, value in values
+            if value.markdown is None and (value.type.startswith("numpy.")
+                                           or re.search(r"\bnp\.\w+\(|\bnumpy\.", value.text))]
+
+
+def accidental_lists(lines, values) -> list[str]:
+    """Lines that start with an inline value reading like a list marker ("976.", "- 3", "+ x")."""
+    return [f"line {item.line}: starts with `{item.expr}` = {value.text!r}" for item, value in values
+            if INLINE_MATCH.match(lines[item.line - 1].lstrip())
+            and INLINE.match(lines[item.line - 1].lstrip()).group(1).strip() == item.expr
+            and LIST_START.match(value.text)]
+
+
+def test_value_checks_find_their_cases():
+    """The two checks' own test, on values as the kernel reports them."""
+    lines = ["`{python} n` chosen on the validation points", "about `{python} k`.", "`{python} d` words"]
+    values = [(Inline("n", 1), Value("numpy.int64", None, None, "np.int64(20)")),
+              (Inline("k", 2), Value("builtins.str", "976", None, "'976'")),
+              (Inline("d", 3), Value("builtins.str", "+ decay", None, "'+ decay'"))]
+    assert [p.split(":")[0] for p in numpy_reprs(values)] == ["line 1"]
+    assert [p.split(":")[0] for p in accidental_lists(lines, values)] == ["line 3"]
+    values[0] = (Inline("n", 1), Value("builtins.str", "20.", None, "'20.'"))
+    assert [p.split(":")[0] for p in accidental_lists(lines, values)] == ["line 1", "line 3"]
+    assert numpy_reprs(values) == []
+
+
 @pytest.mark.parametrize("path", QMD, ids=[p.stem for p in QMD])
 def test_inline_values_are_not_numpy_reprs(path):
     """A numpy scalar reaches Quarto as its repr: the page shows np.int64(481). Use nnlab.report."""
-    bad = [f"line {item.line}: `{item.expr}` prints {value.text!r}"
-           for item, value in _executed_values(path)
-           if value.markdown is None and (value.type.startswith("numpy.")
-                                          or re.search(r"\bnp\.\w+\(|\bnumpy\.", value.text))]
+    bad = numpy_reprs(_executed_values(path))
     if bad:
         pytest.fail(f"{path.name}:\n" + "\n".join(bad), pytrace=False)
 
@@ -182,11 +207,7 @@ def test_inline_values_are_not_numpy_reprs(path):
 @pytest.mark.parametrize("path", QMD, ids=[p.stem for p in QMD])
 def test_no_line_starts_like_a_list_after_substitution(path):
     """A line that starts with an inline value reading "976." or "- 3" becomes a list item."""
-    lines = CHAPTERS[path].lines
-    bad = [f"line {item.line}: starts with `{item.expr}` = {value.text!r}"
-           for item, value in _executed_values(path)
-           if lines[item.line - 1].lstrip().startswith(f"`{{python}} {item.expr}")
-           and LIST_START.match(value.text)]
+    bad = accidental_lists(CHAPTERS[path].lines, _executed_values(path))
     if bad:
         pytest.fail(f"{path.name}:\n" + "\n".join(bad), pytrace=False)
 
