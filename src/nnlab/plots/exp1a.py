@@ -270,7 +270,7 @@ def fig_f2(res, runs: list[str]):
         h = parse(run).h
         plot_error(axs[0, c], res, run, title_text=f"h = {h}: test error")
         plot_learned(axs[1, c], res, run, "last", title_text=f"h = {h}: learned")
-    axs[1, 0].legend(loc="lower left")
+    axs[1, 0].legend(loc="lower right")
     return fig
 
 
