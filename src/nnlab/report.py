@@ -13,8 +13,9 @@ from pandas.api.types import is_numeric_dtype
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def num(x, digits: int = 3) -> str:
-    """``x`` to ``digits`` significant figures, as plain text (a true minus sign, no numpy repr)."""
+def num(x, digits: int = 3, zeros: bool = False) -> str:
+    """``x`` to ``digits`` significant figures, as plain text (a true minus sign, no numpy repr);
+    ``zeros=True`` keeps trailing zeros (``0.900``), so that a table column has one precision."""
     x = float(x)
     if _math.isnan(x):
         return "–"
@@ -22,7 +23,7 @@ def num(x, digits: int = 3) -> str:
         return "0"
     if x.is_integer() and abs(x) < 1e9:  # counts, epochs, seeds: every digit, never 1.2 × 10³
         return str(int(x)).replace("-", "−")
-    text = f"{x:.{digits}g}"
+    text = f"{x:{'#' if zeros else ''}.{digits}g}".rstrip(".")
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
@@ -50,7 +51,8 @@ def math(tex: str) -> Markdown:
 
 def table(frame, columns: dict[str, str], formats: dict | None = None, digits: int = 3) -> Markdown:
     """A pipe table of ``frame``'s ``columns`` (code name → header in words), every number through
-    :func:`num` unless ``formats`` gives that column its own function; no index row."""
+    :func:`num` (``digits`` significant figures, trailing zeros kept) unless ``formats`` gives that
+    column its own function; no index row."""
     formats = formats or {}
     header = "| " + " | ".join(columns.values()) + " |"
     rule = "|" + "|".join("--:" if is_numeric_dtype(frame[c]) else ":--" for c in columns) + "|"
@@ -64,7 +66,7 @@ def table(frame, columns: dict[str, str], formats: dict | None = None, digits: i
             elif isinstance(value, str):
                 cells.append(value)
             else:
-                cells.append(num(value, digits))
+                cells.append(num(value, digits, zeros=True))
         rows.append("| " + " | ".join(cells) + " |")
     return Markdown("\n".join([header, rule, *rows]))
 
