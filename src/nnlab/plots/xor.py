@@ -32,7 +32,10 @@ def epoch_table(steps) -> pd.DataFrame:
     ends["weights"] = [seq(r) for r in ends[["w1", "w2", "b"]].to_numpy()]
     wide = ends.pivot(index="epoch", columns="function", values=["weights", "errors"])
     wide.columns = [f"{f}_{v}" for v, f in wide.columns]
-    return wide.reset_index().fillna("")
+    wide = wide.reset_index()
+    weights_columns = [c for c in wide.columns if c.endswith("_weights")]
+    errors_columns = [c for c in wide.columns if c.endswith("_errors")]
+    return wide.fillna({c: "" for c in weights_columns}).astype({c: float for c in errors_columns})
 
 
 def draw_unit(ax, w1, w2, b, targets, color="tab:blue", **line):
