@@ -13,14 +13,17 @@ from pandas.api.types import is_numeric_dtype
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def num(x, digits: int = 3) -> str:
-    """``x`` to ``digits`` significant figures, as plain text (a true minus sign, no numpy repr)."""
+def num(x, digits: int = 3, zeros: bool = False) -> str:
+    """``x`` to ``digits`` significant figures, as plain text (a true minus sign, no numpy repr);
+    ``zeros=True`` keeps trailing zeros (``0.900``), so that a table column has one precision."""
     x = float(x)
     if _math.isnan(x):
         return "–"
     if x == 0:
         return "0"
-    text = f"{x:.{digits}g}"
+    if x.is_integer() and abs(x) < 1e9:  # counts, epochs, seeds: every digit, never 1.2 × 10³
+        return str(int(x)).replace("-", "−")
+    text = f"{x:{'#' if zeros else ''}.{digits}g}".rstrip(".")
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
@@ -48,7 +51,8 @@ def math(tex: str) -> Markdown:
 
 def table(frame, columns: dict[str, str], formats: dict | None = None, digits: int = 3) -> Markdown:
     """A pipe table of ``frame``'s ``columns`` (code name → header in words), every number through
-    :func:`num` unless ``formats`` gives that column its own function; no index row."""
+    :func:`num` (``digits`` significant figures, trailing zeros kept) unless ``formats`` gives that
+    column its own function; no index row."""
     formats = formats or {}
     header = "| " + " | ".join(columns.values()) + " |"
     rule = "|" + "|".join("--:" if is_numeric_dtype(frame[c]) else ":--" for c in columns) + "|"
@@ -62,6 +66,37 @@ def table(frame, columns: dict[str, str], formats: dict | None = None, digits: i
             elif isinstance(value, str):
                 cells.append(value)
             else:
-                cells.append(num(value, digits))
+                cells.append(num(value, digits, zeros=True))
         rows.append("| " + " | ".join(cells) + " |")
     return Markdown("\n".join([header, rule, *rows]))
+
+
+def sci(x, digits: int = 1) -> str:
+    """``x`` in scientific notation as plain text: ``2.3e-16`` → ``2.3 × 10⁻¹⁶`` (for error sizes)."""
+    x = float(x)
+    if _math.isnan(x):
+        return "–"
+    if x == 0:
+        return "0"
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}".replace("-", "−")
+
+
+def seq(values, digits: int = 3, brackets: str = "()") -> str:
+    """A tuple of numbers as plain text, ``(2, 1, −3)``; ``brackets=""`` gives a bare list."""
+    inner = ", ".join(num(v, digits) for v in values)
+    return f"{brackets[:1]}{inner}{brackets[1:]}"
+
+
+def plural(n, word: str, words: str | None = None) -> str:
+    """``3 epochs``, ``1 epoch``: a count with its noun."""
+    n = int(n)
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def source(*objects) -> Markdown:
+    """The source of functions from ``nnlab``, as a Python listing (shown in HTML and in the PDF)."""
+    import inspect
+
+    code = "\n\n".join(inspect.getsource(o).rstrip() for o in objects)
+    return Markdown(f"```python\n{code}\n```")

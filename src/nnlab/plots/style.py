@@ -33,3 +33,23 @@ def figure(nrows: int = 1, ncols: int = 1, height: float | None = None, width: f
     """``plt.subplots`` at the width the figure is shown; height defaults to 2.6 in a row of panels."""
     height = height if height is not None else 2.6 * nrows
     return plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained", **kw)
+
+
+def log_ticks(ax, axis: str = "y") -> None:
+    """Readable ticks on a log axis: 1, 2 and 5 times powers of ten, labelled as plain numbers
+    (0.001, 20, 5000) when the axis spans at most 2.5 decades, powers of ten alone beyond that."""
+    import math
+
+    from matplotlib import ticker
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    span = math.log10(hi / lo) if lo > 0 and hi > 0 else 99
+    plain = ticker.FuncFormatter(lambda v, _: f"{v:g}".replace("-", "−"))
+    if span <= 2.5:
+        target.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+        target.set_major_formatter(plain)
+        target.set_minor_formatter(ticker.NullFormatter())
+    else:
+        target.set_major_locator(ticker.LogLocator(numticks=6))
+        target.set_minor_formatter(ticker.NullFormatter())
