@@ -99,3 +99,31 @@ def fingerprint(module: str) -> str:
     for lib, version in sorted(versions().items()):
         digest.update(f"{lib}={version}\0".encode())
     return digest.hexdigest()
+
+
+def source_state(modules: list[str]) -> str:
+    """A digest of what a key is computed from, read without parsing or importing anything: the bytes
+    of ``modules``' files, the names of every file of the package, and the library versions.
+    Unchanged digest, unchanged key (a changed digest may still give the same key: comments)."""
+    digest = hashlib.sha256()
+    for name in modules:
+        path = module_path(name)
+        if path is None:
+            raise ModuleNotFoundError(f"no nnlab module named {name!r}")
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for path in sorted(p.relative_to(PACKAGE_DIR).as_posix() for p in PACKAGE_DIR.rglob("*.py")):
+        digest.update(path.encode() + b"\0")
+    for lib, version in sorted(_library_versions().items()):
+        digest.update(f"{lib}={version}\0".encode())
+    return digest.hexdigest()
+
+
+def _library_versions() -> dict[str, str]:
+    import platform
+    out = {"python": platform.python_version()}
+    for dist in ("torch", "numpy", "scipy", "pandas", "scikit-learn", "sympy", "mpmath"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "absent"
+    return out
