@@ -196,7 +196,7 @@ def with_overrides(config, overrides):
     """
     names = {f.name: f for f in dataclasses.fields(config)}
     hints = typing.get_type_hints(type(config))
-    pairs = list(overrides.items()) if isinstance(overrides, dict) else list(overrides)
+    pairs = list(overrides.items()) if hasattr(overrides, "items") else list(overrides)
     changes = {}
     for key, text in pairs:
         if key not in names:
