@@ -35,7 +35,7 @@ def _last_run(meta: dict) -> str:
 
 
 def cmd_list(args) -> int:
-    profile = cache.current_profile(args.profile)
+    profile, _ = cache.current_profile(args.profile), cache.base_dir()
     rows = [("experiment", "chapter", f"{profile} profile", "key", "last run")]
     for name in experiments.available():
         try:
@@ -118,7 +118,7 @@ def _markdown(table) -> str:
 
 
 def cmd_check(args) -> int:
-    profile = cache.current_profile(args.profile)
+    profile, _ = cache.current_profile(args.profile), cache.base_dir()
     problems = []
     for name in experiments.available():
         try:
@@ -184,6 +184,7 @@ def _stale_temporaries(root) -> list:
 
 
 def cmd_clean(args) -> int:
+    cache.base_dir()                 # a bad NNLAB_CACHE is an error before anything is looked at
     removed, busy = 0, 0
     verb = "would remove" if args.dry_run else "removing"
     for profile in cache.PROFILES:

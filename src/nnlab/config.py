@@ -73,8 +73,10 @@ def _allowed(b, hint=None) -> str:
         if b[key] is not None:
             parts.append(f"{sym} {b[key]}")
     is_tuple = hint is tuple or typing.get_origin(hint) is tuple
-    if is_tuple and not b["each"]:
-        parts = _limits({**b, "ge": None, "gt": None, "le": None, "lt": None}, _number_type(hint))
+    if is_tuple and not b["each"]:            # bounds of the whole tuple: only choices mean anything
+        parts = parts[:1] if b["choices"] is not None else []
+        parts += _limits({**b, "ge": None, "gt": None, "le": None, "lt": None, "choices": None},
+                         _number_type(hint))
     else:
         parts += _limits(b, _number_type(hint))
     text = " and ".join(parts) or "any value"
@@ -138,6 +140,10 @@ def validate(config, name: str = "config") -> None:
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value, b, hint = getattr(config, f.name), _bounds(f), hints.get(f.name)
+        bounded = b["each"] or not isinstance(value, tuple)
+        problem = _limit_problem(value, _number_type(hint), b, bounded)
+        if problem:
+            raise ConfigError(f"{name}.{f.name} = {value!r}: {problem}; allowed range is {_allowed(b, hint)}")
         problem = _type_problem(value, hint)
         if problem:
             raise ConfigError(f"{name}.{f.name} = {value!r}: {problem}")
@@ -146,10 +152,6 @@ def validate(config, name: str = "config") -> None:
         if isinstance(value, tuple) and not b["min_items"] <= len(value) <= MAX_ITEMS:
             raise ConfigError(f"{name}.{f.name} has {len(value)} items: allowed are "
                               f"{b['min_items']} to {MAX_ITEMS}")
-        bounded = b["each"] or not isinstance(value, tuple)
-        problem = _limit_problem(value, _number_type(hint), b, bounded)
-        if problem:
-            raise ConfigError(f"{name}.{f.name} = {value!r}: {problem}; allowed range is {_allowed(b, hint)}")
         for v in value if b["each"] else (value,):
             if not _check_value(v, b):
                 raise ConfigError(f"{name}.{f.name} = {value!r}: allowed range is {_allowed(b, hint)}")

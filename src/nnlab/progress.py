@@ -21,7 +21,7 @@ def quiet() -> bool:
     return os.environ.get("NNLAB_QUIET", "0") == "1"
 
 
-def logging() -> bool:
+def log_mode() -> bool:
     """True when bars are periodic lines for a log rather than live bars."""
     return not quiet() and os.environ.get("NNLAB_PROGRESS") == "log" and not sys.stderr.isatty()
 
@@ -29,7 +29,7 @@ def logging() -> bool:
 def bar(iterable=None, **kw):
     """``tqdm(iterable, **kw)`` in the mode the environment asks for (see the module docstring)."""
     kw.setdefault("file", sys.stderr)
-    if logging():
+    if log_mode():
         interval = float(os.environ.get("NNLAB_PROGRESS_INTERVAL", "30"))
         kw.update(disable=False, position=0, ascii=True, leave=True)  # one line per refresh, no cursor moves
         kw.setdefault("mininterval", interval)
@@ -43,7 +43,7 @@ def bar(iterable=None, **kw):
 
 def write(text: str, file=None) -> None:
     """Print a line without breaking the bars being drawn (stdout by default)."""
-    if logging():
+    if log_mode():
         print(text, file=file or sys.stdout, flush=True)
     else:
         tqdm.write(text, file=file or sys.stdout)
