@@ -48,6 +48,7 @@ def test_a_page_showing_provenance_is_thawed_when_any_experiment_changes(toy_exp
 
 
 def test_a_chapter_is_thawed_when_the_plotting_code_it_imports_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNLAB_CACHE", str(tmp_path / "cache"))
     (tmp_path / "chapters").mkdir()
     qmd = tmp_path / "chapters" / "plots-only.qmd"
     qmd.write_text("```{python}\nfrom nnlab.plots import exp1a as p\nfrom nnlab.cache import load\n```\n")
@@ -55,9 +56,11 @@ def test_a_chapter_is_thawed_when_the_plotting_code_it_imports_changes(tmp_path,
     freeze.thaw_stale(tmp_path, "full")
     frozen = _frozen(tmp_path, "plots-only")
     assert freeze.thaw_stale(tmp_path, "full") == [] and frozen.exists()
-    real = cache.fingerprint
+    real, real_state = cache.fingerprint, cache.source_state
     monkeypatch.setattr(cache, "fingerprint",
                         lambda module: "edited" if module == "nnlab.plots.exp1a" else real(module))
+    monkeypatch.setattr(cache, "source_state",
+                        lambda modules: "edited" if "nnlab.plots.exp1a" in modules else real_state(modules))
     assert freeze.thaw_stale(tmp_path, "full") == ["chapters/plots-only"]
     assert not frozen.exists()
 

@@ -31,13 +31,12 @@ import shutil
 import time
 import uuid
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 from nnlab import config as cfg
 from nnlab import experiments
@@ -238,7 +237,15 @@ def _read_files(folder: Path, meta: dict, parse: bool = True) -> dict:
     if not isinstance(scalars, dict) or set(scalars) != names["scalar"]:
         raise CorruptEntry(f"{folder / SCALARS} does not hold the scalars {sorted(names['scalar'])}")
     values = dict(scalars)
-    if names["array"]:
+    if names["array"] and not parse:      # the names of the arrays, read without numpy (fast check)
+        try:
+            with zipfile.ZipFile(folder / ARRAYS) as npz:
+                stored = {n[:-4] for n in npz.namelist() if n.endswith(".npy")}
+        except zipfile.BadZipFile as err:
+            raise CorruptEntry(f"{folder / ARRAYS}: {err}") from err
+        if stored != names["array"]:
+            raise CorruptEntry(f"{folder / ARRAYS} does not hold the arrays {sorted(names['array'])}")
+    elif names["array"]:
         import numpy as np
         try:
             with np.load(folder / ARRAYS, allow_pickle=False) as npz:
@@ -260,12 +267,15 @@ def _read_files(folder: Path, meta: dict, parse: bool = True) -> dict:
 
 # ---------------------------------------------------------------------------------------- the cache
 
-_LOCKS: dict[str, FileLock] = {}
+_LOCKS: dict = {}
 
 
-def _filelock(path: Path) -> FileLock:
-    """One FileLock object per lock file in this process, so that holding it is reentrant."""
-    return _LOCKS.setdefault(str(path), FileLock(str(path)))
+def _filelock(path: Path):
+    """One filelock.FileLock per lock file in this process, so that holding it is reentrant."""
+    from filelock import FileLock   # imported when needed: listing and checking take no lock
+    if str(path) not in _LOCKS:
+        _LOCKS[str(path)] = FileLock(str(path))
+    return _LOCKS[str(path)]
 
 
 class Cache:
@@ -412,6 +422,7 @@ class Cache:
     def discard(self, name: str, key: str) -> bool:
         """Delete an entry unless it is being computed or written; False if it was busy.
         Takes the entry's locks and tolerates a folder that is already gone."""
+        from filelock import Timeout
         try:
             with self.lock(name, key, timeout=0), self.swap_lock(name, key):
                 self._trash(self.path(name, key))
@@ -440,7 +451,7 @@ class Cache:
 
     # ------------------------------------------------------------------------------------ locks
 
-    def _lockfile(self, name: str, key: str, kind: str) -> FileLock:
+    def _lockfile(self, name: str, key: str, kind: str):
         self.path(name, key)                     # validates the names
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
@@ -474,6 +485,7 @@ class Cache:
 
     def busy(self, name: str, key: str) -> bool:
         """Whether some process holds the entry's lock (it is computing or writing it)."""
+        from filelock import Timeout
         try:
             with self.lock(name, key, timeout=0):
                 return False
@@ -555,18 +567,44 @@ def _read_memo() -> dict:
     return memo if isinstance(memo, dict) else {}
 
 
-def _remember(p: Planned, module: str) -> None:
-    modules = reachable_modules(module)
-    record = {"state": source_state(modules), "modules": modules, "key": p.key,
-              "fingerprint": p.fingerprint, "config": p.config_json, "chapter": p.chapter}
-    memo = _read_memo()
-    if memo.get(f"{p.name}/{p.profile}") == record:
-        return
-    memo[f"{p.name}/{p.profile}"] = record
+def _recall(entry: str) -> dict | None:
+    """The memo's record of ``entry`` if the sources it was computed from are unchanged, else None."""
+    record = _read_memo().get(entry)
     try:
+        if isinstance(record, dict) and record["state"] == source_state(record["modules"]):
+            return record
+    except (KeyError, TypeError, ModuleNotFoundError, OSError):
+        pass                                  # a damaged memo is ignored
+    return None
+
+
+def _memorise(entry: str, module: str, fields: dict) -> None:
+    modules = reachable_modules(module)
+    record = {"state": source_state(modules), "modules": modules, **fields}
+    memo = _read_memo()
+    if memo.get(entry) == record:
+        return
+    memo[entry] = record
+    try:
+        _memo_path().parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(_memo_path(), json.dumps(memo, indent=1, sort_keys=True))
     except OSError:
         pass                                  # a read-only cache: no memo, keys are recomputed
+
+
+def _remember(p: Planned, module: str) -> None:
+    _memorise(f"{p.name}/{p.profile}", module, {"key": p.key, "fingerprint": p.fingerprint,
+                                                "config": p.config_json, "chapter": p.chapter})
+
+
+def module_fingerprint(module: str) -> str:
+    """``fingerprint(module)``, from the key memo when the module's sources are unchanged."""
+    record = _recall(f"module:{module}")
+    if record is not None and isinstance(record.get("fingerprint"), str):
+        return record["fingerprint"]
+    code = fingerprint(module)
+    _memorise(f"module:{module}", module, {"fingerprint": code})
+    return code
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -584,13 +622,13 @@ def resolve(name: str, profile: str | None = None) -> Planned:
     profile = current_profile(profile)
     if name not in experiments.available():
         raise experiments.UnknownExperiment(name)
-    record = _read_memo().get(f"{name}/{profile}")
-    try:
-        if isinstance(record, dict) and record["state"] == source_state(record["modules"]):
+    record = _recall(f"{name}/{profile}")
+    if record is not None:
+        try:
             return Planned(name, profile, None, record["fingerprint"], record["key"], record["config"],
                            chapter=record["chapter"])
-    except (KeyError, TypeError, ModuleNotFoundError, OSError):
-        pass                                  # a damaged memo is ignored
+        except KeyError:
+            pass
     return plan(name, profile)
 
 

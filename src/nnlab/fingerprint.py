@@ -7,6 +7,7 @@ numpy. Editing a comment keeps it; editing code in any module the experiment rea
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from importlib import metadata
 from pathlib import Path
@@ -79,6 +80,7 @@ def reachable_modules(module: str) -> list[str]:
     return sorted(seen)
 
 
+@functools.lru_cache(maxsize=None)
 def _major_minor(dist: str) -> str:
     try:
         return ".".join(metadata.version(dist).split(".")[:2])
@@ -113,12 +115,14 @@ def source_state(modules: list[str]) -> str:
         digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     for path in sorted(p.relative_to(PACKAGE_DIR).as_posix() for p in PACKAGE_DIR.rglob("*.py")):
         digest.update(path.encode() + b"\0")
-    for lib, version in sorted(_library_versions().items()):
+    for lib, version in sorted(_library_versions().items()) + sorted(versions().items()):
         digest.update(f"{lib}={version}\0".encode())
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
 def _library_versions() -> dict[str, str]:
+    """Full versions of python and of the libraries results depend on (read once per process)."""
     import platform
     out = {"python": platform.python_version()}
     for dist in ("torch", "numpy", "scipy", "pandas", "scikit-learn", "sympy", "mpmath"):

@@ -10,7 +10,6 @@ it does nothing. Keys come from the cache's key memo, so an unchanged book costs
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import re
 import os
@@ -20,6 +19,7 @@ import uuid
 from pathlib import Path
 
 from nnlab import cache, experiments
+from nnlab.fingerprint import module_path
 
 LOAD = re.compile(r"""nnlab\.load\(\s*["'](\w+)["']""")
 PROVENANCE = re.compile(r"cache\.provenance\(")   # a page that tabulates every experiment
@@ -40,6 +40,8 @@ def imported_modules(qmd: Path) -> list[str]:
     ``nnlab.plots.x``), sorted."""
     found = set()
     for cell in PYTHON_CELL.findall(qmd.read_text()):
+        if "nnlab" not in cell:
+            continue
         try:
             tree = ast.parse(cell)
         except SyntaxError:
@@ -55,17 +57,14 @@ def imported_modules(qmd: Path) -> list[str]:
 
 
 def _is_module(name: str) -> bool:
-    """Whether ``name`` is an importable module (not a function or class of one)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
+    """Whether ``name`` is an nnlab module (not a function or class of one), found without importing."""
+    return module_path(name) is not None
 
 
 def chapter_keys(qmd: Path, profile: str | None = None) -> dict[str, str]:
     """What a chapter's output depends on: its experiments' cache keys and its modules' fingerprints."""
     keys = {name: cache.resolve(name, profile).key for name in chapter_experiments(qmd)}
-    keys |= {f"module:{m}": cache.fingerprint(m) for m in imported_modules(qmd)}
+    keys |= {f"module:{m}": cache.module_fingerprint(m) for m in imported_modules(qmd)}
     return keys
 
 

@@ -2,8 +2,8 @@
 
 - On a terminal: live bars (tqdm's ``disable=None`` draws them only on a TTY).
 - In a log (``NNLAB_PROGRESS=log``, which ``nnlab run`` sets when stderr is not a terminal, as in CI):
-  one plain line per bar every ``NNLAB_PROGRESS_INTERVAL`` seconds (default 30), through tqdm's
-  ``mininterval``, ``bar_format`` and ``file`` switches.
+  one plain line per bar every ``NNLAB_PROGRESS_INTERVAL`` seconds (default 30), nothing for a
+  shorter loop, through tqdm's ``delay``, ``mininterval``, ``bar_format`` and ``file`` switches.
 - Silent otherwise (chapters, tests) and always with ``NNLAB_QUIET=1``.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ def bar(iterable=None, **kw):
     if log_mode():
         interval = float(os.environ.get("NNLAB_PROGRESS_INTERVAL", "30"))
         kw.update(disable=False, position=0, ascii=True, leave=True)  # one line per refresh, no cursor moves
+        kw.setdefault("delay", interval)          # a loop shorter than that prints nothing
         kw.setdefault("mininterval", interval)
         kw.setdefault("maxinterval", max(interval, 10.0))
         kw.setdefault("bar_format", LOG_FORMAT)
