@@ -27,7 +27,7 @@ VALUES = {
     "curve": np.linspace(0, 1, 7, dtype=np.float32),
     "weights": np.random.default_rng(0).normal(size=(3, 4)),
     "summary": pd.DataFrame({"run": ["a", "b"], "error": [0.1 + 0.2, 1 / 3], "diverged_at": [np.nan, 5]}),
-    "best_epoch": 755, "note": "ok", "lrs": [0.1, 1.0],
+    "best_epoch": 755, "note": "ok", "lrs": [0.1, 1.0], "f2_h3_lr0.1_test_error": np.ones(2),
 }
 OTHER = {"curve": np.arange(3.0), "summary": pd.DataFrame({"run": ["c"], "error": [0.5]}), "best_epoch": 1}
 
@@ -76,7 +76,7 @@ def test_round_trip_is_exact(tmp_path):
     meta = json.loads((tmp_path / "toy" / "k1" / "meta.json").read_text())
     assert set(meta["files"]) == {"arrays.npz", "summary.csv", "scalars.json"}
     assert meta["results"] == {"curve": "array", "weights": "array", "summary": "table", "best_epoch": "scalar",
-                               "note": "scalar", "lrs": "scalar"}
+                               "note": "scalar", "lrs": "scalar", "f2_h3_lr0.1_test_error": "array"}
 
 
 @pytest.mark.parametrize("fname", ["summary.csv", "arrays.npz", "scalars.json", "meta.json"])
@@ -201,6 +201,44 @@ def test_a_read_racing_a_rewrite_retries_and_gets_a_whole_entry(tmp_path, monkey
         reader.join(60)
     assert _same(found["res"], OTHER)
     assert _same(store.get("toy", "k1"), OTHER)
+
+
+def test_the_retry_holds_the_swap_lock_so_a_second_rewrite_waits(tmp_path, monkeypatch):
+    """The retry must read a whole entry even if yet another rewrite comes: it holds the swap lock, so
+    that rewrite waits (fails if the retry takes no lock; the reader gives a rewrite 5 s to finish)."""
+    store = cache.Cache(tmp_path)
+    store.put("toy", "k1", VALUES, {})
+    read_meta, calls = cache._read_meta, []
+    paused = [threading.Event(), threading.Event()]
+    rewritten = [threading.Event(), threading.Event()]
+
+    def pausing_read_meta(folder):
+        meta = read_meta(folder)
+        if threading.current_thread() is not reader:
+            return meta
+        n = len(calls)
+        calls.append(n)
+        if n < 2:
+            paused[n].set()
+            rewritten[n].wait(60 if n == 0 else 5)
+        return meta
+
+    monkeypatch.setattr(cache, "_read_meta", pausing_read_meta)
+    found, third = {}, {**OTHER, "best_epoch": 3}
+    reader = threading.Thread(target=lambda: found.setdefault("res", store.get("toy", "k1")))
+    writer = threading.Thread(target=lambda: (store.put("toy", "k1", third, {}), rewritten[1].set()))
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")
+        reader.start()
+        assert paused[0].wait(60)
+        store.put("toy", "k1", OTHER, {})          # the first attempt now reads a swapped entry
+        rewritten[0].set()
+        assert paused[1].wait(60)                  # the retry, holding the swap lock, has read meta.json
+        writer.start()
+        reader.join(120)
+        writer.join(120)
+    assert _same(found["res"], OTHER)
+    assert _same(store.get("toy", "k1"), third)
 
 
 def test_readers_and_forced_rewrites_in_parallel_processes(tmp_path):
@@ -345,6 +383,7 @@ def test_an_entry_recording_another_request_is_not_served(toy_experiment, field,
     lambda m: m.update(files={}), lambda m: m["files"].pop("summary.csv"),
     lambda m: m.update(results={"summary": "table"}), lambda m: m.update(results={}),
     lambda m: m.update(files=list(m["files"])), lambda m: m.update(results={"summary": "pickle"}),
+    lambda m: m.update(results={**m["results"], "../../outside": "table"}),
 ])
 def test_an_entry_missing_a_result_or_its_file_is_corrupt(tmp_path, change):
     store = cache.Cache(tmp_path)

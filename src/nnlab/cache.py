@@ -45,7 +45,8 @@ from nnlab.fingerprint import fingerprint, reachable_modules, source_state
 PROFILES = ("full", "smoke")
 META, ARRAYS, SCALARS = "meta.json", "arrays.npz", "scalars.json"
 KINDS = ("table", "array", "scalar")
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")           # experiments and keys
+RESULT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")        # result names: <name>.csv stays in its folder
 KEY = re.compile(r"[0-9a-f]{20}")                  # the shape of entry_key()
 MEMO = ".keys.json"                                 # the key memo, in the cache folder (not committed)
 TMP_MAX_AGE = 24 * 3600                             # an unlocked temporary folder older than this is debris
@@ -175,8 +176,8 @@ def _write_files(folder: Path, values: Mapping) -> dict[str, str]:
     import pandas as pd
     arrays, scalars, kinds = {}, {}, {}
     for key, value in values.items():
-        if not NAME.fullmatch(str(key)):
-            raise ValueError(f"result name {key!r} is not a plain name (letters, digits, _ and -)")
+        if not RESULT.fullmatch(str(key)) or ".." in str(key):
+            raise ValueError(f"result name {key!r} is not a plain name (letters, digits, _, - and .)")
         if isinstance(value, pd.DataFrame):
             value.to_csv(folder / f"{key}.csv", index=False)
             kinds[key] = "table"
@@ -217,6 +218,8 @@ def _check_meta(meta: dict, folder: Path, expect: Mapping) -> None:
         raise CorruptEntry(f"{folder / META} lists no files with their checksums")
     if not isinstance(results, dict) or not results or not all(v in KINDS for v in results.values()):
         raise CorruptEntry(f"{folder / META} lists no results with their kinds")
+    if not all(RESULT.fullmatch(k) and ".." not in k for k in results):
+        raise CorruptEntry(f"{folder / META} lists a result whose name is not a plain name")
     needed = {f"{k}.csv" for k, kind in results.items() if kind == "table"} | {SCALARS}
     needed |= {ARRAYS} if "array" in results.values() else set()
     if set(files) != needed:
@@ -494,7 +497,13 @@ class Cache:
 
 
 def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    """Flush a file or folder to disk (folders cannot be opened on Windows: skipped there)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if path.is_dir():
+            return
+        raise
     try:
         os.fsync(fd)
     finally:
