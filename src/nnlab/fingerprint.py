@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import os
 from importlib import metadata
 from pathlib import Path
 
@@ -113,11 +114,21 @@ def source_state(modules: list[str]) -> str:
         if path is None:
             raise ModuleNotFoundError(f"no nnlab module named {name!r}")
         digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    for path in sorted(p.relative_to(PACKAGE_DIR).as_posix() for p in PACKAGE_DIR.rglob("*.py")):
+    for path in _package_files():
         digest.update(path.encode() + b"\0")
     for lib, version in sorted(_library_versions().items()) + sorted(versions().items()):
         digest.update(f"{lib}={version}\0".encode())
     return digest.hexdigest()
+
+
+def _package_files() -> list[str]:
+    """The package's .py files, relative to it, sorted (os.walk: a fraction of pathlib's rglob time)."""
+    files = []
+    for folder, dirs, names in os.walk(PACKAGE_DIR):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        rel = os.path.relpath(folder, PACKAGE_DIR)
+        files += [n if rel == "." else f"{rel}/{n}".replace(os.sep, "/") for n in names if n.endswith(".py")]
+    return sorted(files)
 
 
 @functools.lru_cache(maxsize=None)
