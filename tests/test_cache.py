@@ -180,7 +180,7 @@ def test_a_read_racing_a_rewrite_retries_and_gets_a_whole_entry(tmp_path, monkey
     report corruption, nor delete the new entry (fails without the retry under the swap lock)."""
     store = cache.Cache(tmp_path)
     store.put("toy", "k1", VALUES, {})
-    read_meta, rewritten, paused = cache._read_meta, threading.Event(), threading.Event()
+    read_meta, rewritten, paused = cache.read_meta, threading.Event(), threading.Event()
 
     def pausing_read_meta(folder):
         meta = read_meta(folder)
@@ -189,7 +189,7 @@ def test_a_read_racing_a_rewrite_retries_and_gets_a_whole_entry(tmp_path, monkey
             assert rewritten.wait(60)
         return meta
 
-    monkeypatch.setattr(cache, "_read_meta", pausing_read_meta)
+    monkeypatch.setattr(cache, "read_meta", pausing_read_meta)
     found = {}
     reader = threading.Thread(target=lambda: found.setdefault("res", store.get("toy", "k1")))
     with __import__("warnings").catch_warnings():
@@ -208,7 +208,7 @@ def test_the_retry_holds_the_swap_lock_so_a_second_rewrite_waits(tmp_path, monke
     that rewrite waits (fails if the retry takes no lock; the reader gives a rewrite 5 s to finish)."""
     store = cache.Cache(tmp_path)
     store.put("toy", "k1", VALUES, {})
-    read_meta, calls = cache._read_meta, []
+    read_meta, calls = cache.read_meta, []
     paused = [threading.Event(), threading.Event()]
     rewritten = [threading.Event(), threading.Event()]
 
@@ -223,7 +223,7 @@ def test_the_retry_holds_the_swap_lock_so_a_second_rewrite_waits(tmp_path, monke
             rewritten[n].wait(60 if n == 0 else 5)
         return meta
 
-    monkeypatch.setattr(cache, "_read_meta", pausing_read_meta)
+    monkeypatch.setattr(cache, "read_meta", pausing_read_meta)
     found, third = {}, {**OTHER, "best_epoch": 3}
     reader = threading.Thread(target=lambda: found.setdefault("res", store.get("toy", "k1")))
     writer = threading.Thread(target=lambda: (store.put("toy", "k1", third, {}), rewritten[1].set()))

@@ -285,3 +285,15 @@ def test_check_and_list_need_no_experiment_import_when_nothing_changed(tmp_path)
         assert out.stdout.splitlines()[-1] == "[]", out.stdout + out.stderr
     meta = json.loads(next(tmp_path.glob(".smoke/softmax/*/meta.json")).read_text())
     assert meta["threads"] >= 1 and meta["cpu"] and meta["cpu_count"] >= 1
+
+
+def test_an_entry_of_the_old_format_counts_as_stale_and_clean_removes_it(toy_experiment, tmp_path,  # noqa: F811
+                                                                         capsys):
+    old = tmp_path / "toy" / ("f" * 20)        # as committed before meta.json carried its checksum
+    old.mkdir(parents=True)
+    (old / "meta.json").write_text(json.dumps({"name": "toy", "key": "f" * 20, "profile": "full",
+                                               "files": {}}))
+    assert cli.main(["check"]) == 1
+    assert "toy: stale (1 entry from other code)" in capsys.readouterr().out
+    assert cli.main(["clean"]) == 0
+    assert not old.exists() and "1 entry removed" in capsys.readouterr().out

@@ -193,7 +193,8 @@ def _write_files(folder: Path, values: Mapping) -> dict[str, str]:
     return kinds
 
 
-def _read_meta(folder: Path) -> dict:
+def read_meta(folder: Path) -> dict:
+    """An entry's meta.json as a JSON object (CorruptEntry otherwise), its checksum not checked."""
     path = folder / META
     if folder.is_symlink() or path.is_symlink():
         raise CorruptEntry(f"{path} is a symbolic link; an entry holds plain files")
@@ -326,7 +327,7 @@ class Cache:
             else:
                 return None
         try:
-            meta = _read_meta(folder)
+            meta = read_meta(folder)
             _check_meta(meta, folder, want)
             return meta, _read_files(folder, meta, parse)
         except (CorruptEntry, FileNotFoundError):
@@ -367,7 +368,7 @@ class Cache:
     def meta(self, name: str, key: str) -> dict:
         """The meta.json of an entry as recorded (checked: CorruptEntry if it is not intact)."""
         folder = self.path(name, key)
-        meta = _read_meta(folder)
+        meta = read_meta(folder)
         if meta.get("meta_sha256") != meta_digest(meta):
             raise CorruptEntry(f"{folder / META} does not match its own checksum (meta_sha256)")
         return meta
@@ -705,7 +706,7 @@ def diagnose(p: Planned) -> tuple[str, str]:
     plain, others = 0, 0
     for key in cache.keys(p.name):
         try:
-            meta = cache.meta(p.name, key)
+            meta = read_meta(cache.path(p.name, key))    # only for the message: no checksum needed
         except (CorruptEntry, OSError):
             continue
         if meta.get("profile") == p.profile:

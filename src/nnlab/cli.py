@@ -152,7 +152,7 @@ def _entries(root, current: dict[str, str]):
                 left.append(f"{entry} (not a cache entry)")
                 continue
             try:
-                meta = cache.Cache(root).meta(folder.name, entry.name)
+                meta = cache.read_meta(entry)        # an entry names itself; its checksum may be old
             except (cache.CorruptEntry, OSError) as err:
                 left.append(f"{entry} (not a readable cache entry: {err})")
                 continue
