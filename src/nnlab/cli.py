@@ -1,4 +1,4 @@
-"""The ``nnlab`` command: list, run, show, check and clean the experiments behind the book, and
+"""The nnlab command: list, run, show, check and clean the experiments behind the book, and
 describe their configs."""
 from __future__ import annotations
 
