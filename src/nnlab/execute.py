@@ -4,8 +4,10 @@ An experiment names its units (a student, a group of seeds, a cross-validation g
 top-level function that computes one; :func:`map_units` runs them. Inside a :func:`session` the
 units are Dask tasks: on a ``LocalCluster`` of one-thread worker processes, one per core, or on an
 existing scheduler (``session(scheduler="tcp://host:8786")`` or $NNLAB_SCHEDULER). Outside a
-session, and in a session of one local worker, they run one after another in this process: a
-cluster costs seconds to start, which a chapter or a test in the smoke profile need not pay.
+session, in a session of one local worker, and for a single unit when no scheduler was named, they
+run one after another in this process: a cluster costs seconds to start, which a chapter or a test
+in the smoke profile need not pay. The local cluster starts when the first units arrive (`nnlab run`
+of cached experiments starts none) and closes with the session.
 
 Results never depend on that choice: every unit runs with one torch thread and one BLAS thread,
 with the caller's NNLAB_DEVICE, and seeds its own generators; results come back to the caller,
