@@ -9,7 +9,7 @@ import sys
 import time
 import traceback
 
-from nnlab import cache, experiments, progress
+from nnlab import cache, execute, experiments, progress
 from nnlab.config import ConfigError, describe
 
 ENVIRONMENT = {
@@ -18,6 +18,8 @@ ENVIRONMENT = {
     "NNLAB_NO_COMPUTE": "1: never compute, fail naming the command to run (as the book's render does)",
     "NNLAB_DEVICE": "cpu (default) or cuda: where the batched engine trains",
     "NNLAB_THREADS": "torch CPU threads of a training call (default 1)",
+    "NNLAB_SCHEDULER": "tcp://HOST:PORT of a Dask scheduler for `nnlab run` (default: a local cluster)",
+    "NNLAB_WORKERS": "worker processes of the local Dask cluster (default: one per core)",
     "NNLAB_QUIET": "1: no progress output at all",
     "NNLAB_PROGRESS": "log: progress as periodic lines (set by `nnlab run` when stderr is not a terminal)",
     "NNLAB_PROGRESS_INTERVAL": "seconds between two progress lines in a log (default 30)",
@@ -83,6 +85,12 @@ def cmd_run(args) -> int:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_run_in_session(args) -> int:
+    """:func:`cmd_run` with the experiments' units on the Dask executor (:func:`nnlab.execute.session`)."""
+    with execute.session(scheduler=args.scheduler, workers=args.workers):
+        return cmd_run(args)
 
 
 def _split_assignment(text: str) -> tuple[str, str]:
@@ -275,7 +283,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a config field with a JSON value, e.g. --set 'seeds=[0,1]'; "
                           "repeatable, once per field (see `nnlab config NAME`)")
-    run.set_defaults(func=cmd_run)
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="run the units on this Dask scheduler (default: $NNLAB_SCHEDULER, else a local cluster)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="worker processes of the local cluster (default: $NNLAB_WORKERS, else one per core)")
+    run.set_defaults(func=cmd_run_in_session)
     show = sub.add_parser("show", help="print an experiment's summary table (never computes)")
     show.add_argument("name", metavar="NAME", help="the experiment")
     profile_option(show)
