@@ -296,14 +296,18 @@ def effects(grid: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_best_row(grid: pd.DataFrame, cv: dict) -> pd.DataFrame:
-    """The seed's configuration as a one-row table like ``grid``: its fold losses, and the rank it
-    would take in the grid (1 + the number of grid configurations with a lower mean)."""
+    """The seed's configuration as a one-row table like the ranked ``grid``: its fold losses, the
+    paired difference to the grid's rank 1, and the rank it would take in the grid (1 + the number
+    of grid configurations with a lower mean)."""
     row = pd.DataFrame([SEED_BEST])
     row["val_mean"] = cv["val"].mean(axis=1)
     row["val_sd"] = cv["val"].std(axis=1, ddof=1)
     row["train_mean"] = cv["train"].mean(axis=1)
-    for k in range(cv["val"].shape[1]):
-        row[f"val_{k}"] = cv["val"][:, k]
+    k = cv["val"].shape[1]
+    for i in range(k):
+        row[f"val_{i}"] = cv["val"][:, i]
+    gap = cv["val"][0] - grid[[f"val_{i}" for i in range(k)]].iloc[0].to_numpy()
+    row["gap_mean"], row["gap_se"] = gap.mean(), gap.std(ddof=1) / np.sqrt(k)
     row.insert(0, "rank", 1 + int((grid["val_mean"] < row["val_mean"].iloc[0]).sum()))
     return row
 
@@ -395,7 +399,8 @@ def run(config: Config) -> dict:
     reference["test_loss"] = ref_fit["test_curve"][e, 0]
     reference["f_error"] = ((ref_fit["fitted"] - target(x_dense)) ** 2).mean(axis=1)
     reference["clipped_frac"] = ref_fit["clipped"]
-    columns = ["rank", *HYPER, "val_mean", "val_sd", "train_loss", "test_loss", "f_error", "clipped_frac"]
+    columns = ["rank", *HYPER, "val_mean", "val_sd", "gap_mean", "gap_se", "train_loss", "test_loss", "f_error",
+               "clipped_frac"]
     summary = pd.concat([top[columns].assign(entry="top"), reference[columns].assign(entry="seed_best")],
                         ignore_index=True)
 
