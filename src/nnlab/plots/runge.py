@@ -99,16 +99,22 @@ def _error_curve(res, key):
 def plot_errors(res):
     """|model − f| on the dense grid (log scale): top, the fits that use every coefficient to pass
     through the training points; bottom, the accurate ones and the networks (median of the seeds)."""
-    fig, axs = style.figure(2, 1, height=5.4, sharex=True)
+    fig, axs = style.figure(2, 1, height=6.2)
+    n_params = int(values(res["summary"], "network", "n_params")[0])
+    short = {"poly_equispaced_exact": "interpolant (exact)", "poly_equispaced": "interpolant (numpy)",
+             "chebyshev_lsq": f"least-norm Chebyshev series, {n_params:,} terms",
+             "network": "network, the seed's recipe", "network_decay": "network, + decay",
+             "poly_lsq": f"least squares, degree {res['lsq_degree']}", "spline": "cubic spline",
+             "poly_chebyshev": "interpolant, Chebyshev points"}
     panels = (("poly_equispaced_exact", "poly_equispaced", "chebyshev_lsq", "network"),
-              ("poly_lsq", "spline", "poly_chebyshev", "network", "network_decay"))
+              ("poly_chebyshev", "spline", "poly_lsq", "network", "network_decay"))
     for ax, keys in zip(axs, panels):
         for key in keys:
             ax.semilogy(res["x_plot"], np.maximum(_error_curve(res, key), 1e-17), color=COLOURS[key], lw=0.9,
-                        label=LABELS[key] + (" (median)" if key.startswith("network") else ""))
-        ax.set(ylabel="|error|")
-        _legend_right(ax)
-    axs[1].set(xlabel="$x$", ylim=(1e-9, None))
+                        label=short[key])
+        ax.set(ylabel="|error|", xlabel="$x$")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    axs[1].set(ylim=(1e-9, None))
     return fig
 
 
