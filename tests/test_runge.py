@@ -129,7 +129,9 @@ def test_piecewise_linear_reference_for_x_squared_and_the_fitted_rates():
         [{"activation": "relu", "power": 2, "width": w, "seed": 0, "max_err": 3 * w ** -1.5, "mse": w ** -3.0,
           "piecewise_linear_max_err": R.piecewise_linear_error(2, w, x)} for w in (4, 8, 16, 32)]))
     row = rates.iloc[0]
-    assert -2.2 < row["piecewise_linear_slope"] < -2                  # (w + 1)^-2: -2 as w grows
+    widths = np.array([4, 8, 16, 32.0])                                # error (w + 1)^-2: slope -> -2
+    expected = np.polyfit(np.log(widths), -2 * np.log(widths + 1), 1)[0]
+    assert row["piecewise_linear_slope"] == pytest.approx(expected, rel=1e-6)
     assert row["max_err_slope"] == pytest.approx(-1.5) and row["mse_slope"] == pytest.approx(-3)
 
 

@@ -42,6 +42,12 @@ def schedule_text(row) -> str:
     return f"{row['lr']:g} → {row['lr_final']:g}" if row["decay"] else f"{row['lr']:g}"
 
 
+def effect(effects: pd.DataFrame, parameter: str, value, column: str = "best_val") -> float:
+    """A cell of the effects table (NaN when the grid has no such value)."""
+    hit = effects[(effects["parameter"] == parameter) & (effects["value"] == str(value))]
+    return hit[column].iloc[0] if len(hit) else np.nan
+
+
 def edge_stretch(track: pd.DataFrame, run: str, band: float = EDGE_BAND) -> dict:
     """Where a tracked run sits at the edge of stability: the first and last measured epochs with
     the sharpness within ``band`` (relative) of 2/lr, and the share of the measurements between them
