@@ -47,8 +47,8 @@ def mean_sd(summary: pd.DataFrame, model: str, column: str) -> str:
         return num(v[0], 2)
     exponent = int(np.floor(np.log10(abs(v.mean()))))
     scale = 10.0 ** exponent
-    power = num(scale, 1).replace("1 × ", "")
-    return f"{v.mean() / scale:.1f} ± {v.std(ddof=1) / scale:.1f} × {power}"
+    power = "10" + str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return f"({v.mean() / scale:.1f} ± {v.std(ddof=1) / scale:.1f}) × {power}"
 
 
 def _legend_right(ax, **kw):
