@@ -1,5 +1,6 @@
 """The two-layer classifier (hand-written backward pass, batched SGD) and the digits experiment."""
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -104,3 +105,33 @@ def test_profiles_are_valid():
     for config in digits.PROFILES.values():
         validate(config, "digits")
         digits.check(config)
+
+
+def test_sigmoid_template_is_the_course_templates_network():
+    # Linear -> Sigmoid -> Linear, weights 0.001 * randn, biases 0
+    full = digits.PROFILES["full"]
+    assert full.template_activation == "sigmoid" and full.init_scale == 1e-3
+    params = init_params([np.random.default_rng(s) for s in range(3)], 64, 128, 10, full.init_scale)
+    for key in ("W1", "W2"):
+        assert np.std(params[key]) == pytest.approx(1e-3, rel=0.03)
+        assert abs(np.mean(params[key])) < 1e-4
+    assert not params["b1"].any() and not params["b2"].any()
+
+
+def test_seed_update_budget_is_ten_mnist_epochs():
+    full = digits.PROFILES["full"]
+    assert full.long_updates == 10 * math.ceil(60_000 / full.batch_size)
+
+
+def test_at_small_sigmoid_weights_W2_moves_as_a_second_output_bias():
+    """h = sigmoid(0) = 1/2 for every unit, so dW2 = h^T dz is 1/2 db2 in every row, up to terms of
+    the order of the initial weights; a ReLU unit outputs about 0 and has no such term."""
+    config = dataclasses.replace(digits.PROFILES["full"], seeds=(0, 1))
+    g = digits.initial_gradients(digits.split_digits(0), config)
+    sig = g[g["activation"] == "sigmoid"]
+    assert np.allclose(sig["hidden_mean"], 0.5, atol=1e-3)
+    expected = 0.5 * np.sqrt(config.hidden) * sig["b2"]
+    np.testing.assert_allclose(sig["W2_shared"], expected, rtol=1e-2)
+    np.testing.assert_allclose(sig["W2"], expected, rtol=2e-2)
+    relu = g[g["activation"] == "relu"]
+    assert (relu["W2_shared"] < 0.5 * relu["W2"]).all()

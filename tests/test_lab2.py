@@ -2,6 +2,7 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nnlab import scratch_net as sn
@@ -141,3 +142,111 @@ def test_grid_decays_only_towards_smaller_rates():
     assert grid[~grid["decay"]]["lr_final"].isna().all()
     per_lr = grid.groupby("lr").size()
     assert per_lr[0.03] == 2 * per_lr[0.0005]
+
+
+# ---------------------------------------------------------------------------- sharpness
+
+def _flat_hessian(params, x, t, name):
+    """The explicit Hessian of the MSE of model 0, by torch.autograd.functional.hessian."""
+    import torch
+    shapes = [params[k].shape[1:] for k in sn.PARAMS]
+    sizes = [int(np.prod(s)) for s in shapes]
+    flat0 = torch.tensor(np.concatenate([params[k][0].ravel() for k in sn.PARAMS]), dtype=torch.float64)
+    xs, ts = (torch.tensor(a[:1], dtype=torch.float64) for a in (x, t))
+
+    def loss(flat):
+        pieces = dict(zip(sn.PARAMS, (p.reshape(1, *s) for p, s in zip(flat.split(sizes), shapes))))
+        return sn.torch_mse(pieces, xs, ts, name)[0]
+
+    return torch.autograd.functional.hessian(loss, flat0).numpy()
+
+
+@pytest.mark.parametrize("name", sorted(sn.ACTIVATIONS))
+def test_power_iteration_sharpness_equals_top_eigenvalue_of_the_explicit_hessian(name):
+    params, x, t = small_problem(m=3)
+    lam = sn.sharpness(params, x[..., 0], t[..., 0], name, iters=5000, tol=1e-12)
+    for m in range(3):
+        one = {k: v[m:m + 1] for k, v in params.items()}
+        H = _flat_hessian(one, x[m:m + 1], t[m:m + 1], name)
+        assert np.allclose(H, H.T, atol=1e-12)
+        assert lam[m] == pytest.approx(np.linalg.eigvalsh(H)[-1], rel=1e-6)
+
+
+def test_torch_mse_is_the_scratch_nets_mse_and_its_hessian_the_derivative_of_its_gradient():
+    params, x, t = small_problem(m=2)
+    act = sn.activation("sigmoid")                  # smooth: central differences are exact to O(eps^2)
+    import torch
+    torch_params = {k: torch.tensor(v) for k, v in params.items()}
+    np.testing.assert_allclose(sn.torch_mse(torch_params, torch.tensor(x), torch.tensor(t), "sigmoid").numpy(),
+                               sn.mse(sn.forward(params, x, act)[0], t), rtol=1e-13)
+    hvp = sn.hessian_vector_products(params, x[..., 0], t[..., 0], "sigmoid")
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((2, sum(int(np.prod(params[k].shape[1:])) for k in sn.PARAMS)))
+    sizes = np.cumsum([int(np.prod(params[k].shape[1:])) for k in sn.PARAMS])[:-1]
+
+    def grad_at(shift):
+        shifted = {k: params[k] + shift * piece.reshape(params[k].shape)
+                   for k, piece in zip(sn.PARAMS, np.split(v, sizes, axis=1))}
+        y, cache = sn.forward(shifted, x, act)
+        g = sn.backward(shifted, y, t, cache, act, 0.0)
+        return np.concatenate([g[k].reshape(2, -1) for k in sn.PARAMS], axis=1)
+
+    eps = 1e-5
+    np.testing.assert_allclose(hvp(v), (grad_at(eps) - grad_at(-eps)) / (2 * eps), rtol=1e-6, atol=1e-9)
+
+
+def test_largest_eigenvalue_is_found_when_a_negative_one_dominates():
+    eigen = np.array([[-5.0, 1.0, 2.0, 0.5], [3.0, -1.0, 0.0, 2.5]])
+    rng = np.random.default_rng(0)
+    Q = [np.linalg.qr(rng.standard_normal((4, 4)))[0] for _ in range(2)]
+    H = np.stack([q @ np.diag(e) @ q.T for q, e in zip(Q, eigen)])
+    matvec = lambda v: np.einsum("mij,mj->mi", H, v)   # noqa: E731
+    np.testing.assert_allclose(sn.largest_eigenvalue(matvec, (2, 4), iters=5000, tol=1e-14), [2.0, 3.0], rtol=1e-8)
+
+
+def test_snapshots_are_the_parameters_of_the_shorter_runs():
+    params, x, t = small_problem(m=2)
+    common = dict(activation_name="relu", lr=0.1, decay=False, clip_norm=1.0)
+    long = sn.train(params, x[..., 0], t[..., 0], x[0, :, 0], t[0, :, 0], epochs=9, snapshot_every=3, **common)
+    assert long.snapshots["W1"].shape[0] == 4                    # before updates 0, 3, 6, 9
+    for j, e in enumerate((0, 3, 6, 9)):
+        short = sn.train(params, x[..., 0], t[..., 0], x[0, :, 0], t[0, :, 0], epochs=e, **common)
+        for k in sn.PARAMS:
+            np.testing.assert_array_equal(long.snapshots[k][j], short.params[k])
+
+
+def test_edge_of_stability_reads_the_first_crossing_and_the_first_rise():
+    track = pd.DataFrame({"run": "a", "epoch": [0, 10, 20, 30], "lr": 0.5, "two_over_lr": 4.0,
+                          "sharpness": [1.0, 3.9, 4.2, 4.0], "clipped": [False, False, True, True]})
+    curve = np.array([5.0, 4.0, 3.0, 3.5, 2.0])
+    row = lab2.edge_of_stability(track, {"a": curve}).iloc[0]
+    assert row["edge_reached"] == 20 and row["loss_first_up"] == 3
+    assert row["late_sharpness_over_edge"] == pytest.approx(np.median([4.2, 4.0]) * 0.5 / 2)
+    assert row["late_clipped_share"] == 1.0
+
+
+# ---------------------------------------------------------------------------- the seed's configuration
+
+def test_seed_best_is_the_seeds_final_tuple():
+    # the seed: (Ni, Nh1, Nh2, No, act_func, L1_lambda, num_epochs, lr, en_decay, lr_final)
+    #         = (1, 75, 50, 1, 'leaky_ReLU', 0.001, 1000, 0.075, True, 0.001)
+    assert lab2.SEED_BEST == {"nh1": 75, "nh2": 50, "activation": "leaky_relu", "l1": 0.001,
+                              "epochs": 1000, "lr": 0.075, "decay": True, "lr_final": 0.001}
+
+
+def test_smoke_run_has_the_seed_best_row_on_the_same_folds():
+    config = lab2.PROFILES["smoke"]
+    out = lab2.run(config)
+    s = out["summary"]
+    ref = s[s["entry"] == "seed_best"]
+    assert len(ref) == 1 and (s["entry"] == "top").sum() == config.top
+    for k, v in lab2.SEED_BEST.items():
+        assert ref[k].iloc[0] == v
+    # its validation MSE is that of the configuration trained alone on the grid's folds
+    data = lab2.make_data(config)
+    row = pd.DataFrame([lab2.SEED_BEST]).assign(run_epochs=lab2.SEED_BEST["epochs"])
+    folds = [lab2.fit(row, [fold], config).test_loss[-1, 0, 0] for fold in lab2.fold_sets(data, config)]
+    assert ref["val_mean"].iloc[0] == pytest.approx(np.mean(folds), rel=1e-12)
+    assert ref["rank"].iloc[0] == 1 + (out["grid"]["val_mean"] < ref["val_mean"].iloc[0]).sum()
+    assert out["best_by_test"] < config.top
+    assert set(out["sharpness"]["run"]) == {"rank1", "rank1_twin", "seed_best"}

@@ -7,12 +7,19 @@ and number of epochs. Model m of a batch follows exactly the arithmetic it would
 Training is full-batch gradient descent on the mean squared error (MSE). The L1 penalty
 lambda * sum|w| acts on the weight matrices only, not on the biases; the gradient, penalty included,
 is clipped to a global norm per model before the update.
+
+The curvature of the MSE (Hessian-vector products and the largest Hessian eigenvalue, the
+*sharpness* that decides whether full-batch gradient descent is stable) is computed by torch's double
+backward through the same formulas, :func:`torch_mse`.
 """
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
 import numpy as np
+import torch
+
+from nnlab.train import num_threads
 
 LEAKY_SLOPE = 0.01
 WEIGHTS = ("W1", "W2", "W3")
@@ -143,6 +150,7 @@ class Trained(NamedTuple):
     train_loss: np.ndarray            # (max epochs + 1, M): MSE after e updates; NaN after the end
     test_loss: np.ndarray             # same on the test (validation) data
     clipped: np.ndarray               # (M,): how many of a model's updates had a clipped gradient
+    snapshots: dict | None = None     # snapshot_every > 0: parameters (K, M, ...) before updates 0, k, 2k, ...
 
 
 def _per_model(value, m, dtype):
@@ -157,7 +165,7 @@ def _per_model_data(a, m, dtype):
 
 def train(params, x_train, y_train, x_test, y_test, *, activation_name, epochs, lr,
           decay=False, lr_final=0.0, l1=0.0, clip_norm=np.inf, dtype=np.float64,
-          test_every=1) -> Trained:
+          test_every=1, snapshot_every=0) -> Trained:
     """Full-batch gradient descent for the M networks in ``params``.
 
     Data are (N,) shared by all models or (M, N) one set per model (e.g. per fold). epochs, lr,
@@ -165,6 +173,8 @@ def train(params, x_train, y_train, x_test, y_test, *, activation_name, epochs, 
     epoch count; a model leaves the batch when its own count is reached, so its losses and final
     parameters are those of training it alone. Arithmetic is in ``dtype``; losses are float64.
     The test loss is computed every ``test_every`` epochs and at each model's last epoch.
+    ``snapshot_every=k > 0`` keeps the parameters after 0, k, 2k, ... updates (all models must then
+    share one number of epochs).
     """
     if test_every < 1:
         raise ValueError(f"test_every = {test_every}: must be >= 1")
@@ -181,7 +191,13 @@ def train(params, x_train, y_train, x_test, y_test, *, activation_name, epochs, 
     test_loss = np.full((n_epochs + 1, m), np.nan)
     clipped = np.zeros(m, dtype=int)
     alive = np.arange(m)                     # which of the M models are still in the batch
+    if snapshot_every and len(set(hyper["epochs"])) > 1:
+        raise ValueError("snapshot_every needs one number of epochs for all models")
+    snapshots = {k: [] for k in p} if snapshot_every else None
     for epoch in range(n_epochs + 1):
+        if snapshot_every and epoch % snapshot_every == 0:
+            for k in p:
+                snapshots[k].append(p[k].copy())
         y, cache = forward(p, data[0], act)
         train_loss[epoch, alive] = mse(y, data[1])
         ended = hyper["epochs"] == epoch
@@ -205,4 +221,82 @@ def train(params, x_train, y_train, x_test, y_test, *, activation_name, epochs, 
                              hyper["decay"]).astype(dtype)[:, None, None]
         for k in p:
             p[k] -= rate * grads[k]
-    return Trained(final, train_loss, test_loss, clipped)
+    if snapshots is not None:
+        snapshots = {k: np.stack(v) for k, v in snapshots.items()}
+    return Trained(final, train_loss, test_loss, clipped, snapshots)
+
+
+# ----------------------------------------------------------------------------- curvature
+
+TORCH_ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu,
+                     "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, LEAKY_SLOPE)}
+
+
+def torch_mse(params: dict, x: torch.Tensor, t: torch.Tensor, activation_name: str) -> torch.Tensor:
+    """:func:`mse` of :func:`forward` written in torch (differentiable twice), per model (M,)."""
+    activation(activation_name)                 # an unknown name gets the registry's error
+    act = TORCH_ACTIVATIONS[activation_name]
+    h1 = act(x @ params["W1"] + params["b1"])
+    h2 = act(h1 @ params["W2"] + params["b2"])
+    return ((h2 @ params["W3"] + params["b3"] - t) ** 2).mean(dim=(1, 2))
+
+
+def hessian_vector_products(params: dict, x, t, activation_name: str):
+    """A function v -> H v for the M models of ``params`` (H: Hessian of the MSE, penalty and clipping
+    left out; the L1 term has zero curvature wherever it is differentiable). v and H v are (M, P),
+    P in the order of PARAMS. Double precision; x, t are (N,) shared or (M, N)."""
+    m = next(iter(params.values())).shape[0]
+    leaves = {k: torch.tensor(np.asarray(params[k]), dtype=torch.float64, requires_grad=True) for k in PARAMS}
+    xs, ts = (torch.tensor(_per_model_data(a, m, np.float64)) for a in (x, t))
+    grads = torch.autograd.grad(torch_mse(leaves, xs, ts, activation_name).sum(), list(leaves.values()),
+                                create_graph=True)
+    flat_grad = torch.cat([g.reshape(m, -1) for g in grads], dim=1)
+
+    def hvp(v: np.ndarray) -> np.ndarray:
+        dot = (flat_grad * torch.as_tensor(v, dtype=torch.float64)).sum()
+        parts = torch.autograd.grad(dot, list(leaves.values()), retain_graph=True)
+        return torch.cat([p.reshape(m, -1) for p in parts], dim=1).numpy()
+
+    return hvp
+
+
+def power_iteration(matvec, shape: tuple[int, int], iters: int = 300, tol: float = 1e-7,
+                    seed: int = 0) -> np.ndarray:
+    """The eigenvalue of largest modulus of each of M symmetric operators, ``matvec: (M, P) -> (M, P)``,
+    by power iteration from a random start (Rayleigh quotient; stops when every model's estimate
+    changes by less than ``tol`` relative)."""
+    v = np.random.default_rng(seed).standard_normal(shape)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    estimate = np.full(shape[0], np.inf)
+    for _ in range(iters):
+        w = matvec(v)
+        new = (v * w).sum(1)
+        norm = np.linalg.norm(w, axis=1, keepdims=True)
+        v = w / np.where(norm > 0, norm, 1.0)
+        done = np.all(np.abs(new - estimate) <= tol * np.abs(new))
+        estimate = new
+        if done:
+            break
+    return estimate
+
+
+def largest_eigenvalue(matvec, shape: tuple[int, int], **kw) -> np.ndarray:
+    """The largest (not largest-modulus) eigenvalue of each of M symmetric operators.
+
+    Power iteration finds the eigenvalue of largest modulus; where that is negative, a second power
+    iteration on A - lambda I, whose eigenvalues are >= 0 with the top one shifted, is run.
+    """
+    top = power_iteration(matvec, shape, **kw)
+    shift = np.minimum(top, 0.0)[:, None]
+    if np.any(shift < 0):
+        top = power_iteration(lambda v: matvec(v) - shift * v, shape, **kw) + shift[:, 0]
+    return top
+
+
+def sharpness(params: dict, x, t, activation_name: str, **kw) -> np.ndarray:
+    """The largest eigenvalue of the Hessian of the MSE for each of the M models of ``params``
+    (``kw``: iters and tol of :func:`power_iteration`)."""
+    m = next(iter(params.values())).shape[0]
+    shape = (m, sum(int(np.prod(params[k].shape[1:])) for k in PARAMS))
+    with num_threads(1):            # small matrices: more threads only contend
+        return largest_eigenvalue(hessian_vector_products(params, x, t, activation_name), shape, **kw)

@@ -43,10 +43,14 @@ def init_params(rngs: list[np.random.Generator], n_in: int, n_hidden: int, n_out
             "W2": stack((n_hidden, n_out)), "b2": np.zeros((m, 1, n_out), dtype)}
 
 
+def hidden(params: dict, X: np.ndarray, activation: str = "relu") -> np.ndarray:
+    """Hidden-unit outputs act(X W1 + b1), shape (M, N, hidden)."""
+    return _activate(X @ params["W1"] + params["b1"], activation)
+
+
 def scores(params: dict, X: np.ndarray, activation: str = "relu") -> np.ndarray:
     """Class scores (logits), shape (M, N, classes); X is (N, D) shared or (M, N, D) per model."""
-    h = _activate(X @ params["W1"] + params["b1"], activation)
-    return h @ params["W2"] + params["b2"]
+    return hidden(params, X, activation) @ params["W2"] + params["b2"]
 
 
 def predict(params: dict, X: np.ndarray, activation: str = "relu") -> np.ndarray:

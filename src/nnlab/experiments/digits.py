@@ -4,7 +4,14 @@ Three studies, each over several seeds: the learning rate (others at their defau
 coefficient ``reg``, and a small grid over (batch size, lr, reg) judged on the validation split,
 whose winner is retrained on fresh seeds and scored once on the test split. Two further runs test
 the seed's explanation of the learning-rate table: the same rates trained 30 times longer, and with
-a larger (He) initialisation. Accuracies are on whole sets, never on a single mini-batch.
+a larger (He) initialisation. The longer budget is the seed's number of updates: ten MNIST epochs of
+469 updates at batch 128 (``long_updates``), not ten digits epochs of nine.
+
+The seed's tables come from a course template whose public version is Linear -> Sigmoid -> Linear
+with 0.001 * randn weights: the learning-rate study is repeated with the sigmoid (study
+``sigmoid_template``, ten epochs and the seed's number of updates), and the gradients of both
+activations at the initial weights are measured (table ``initial_gradients``). Accuracies are on
+whole sets, never on a single mini-batch.
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ from sklearn.model_selection import train_test_split
 
 from nnlab.config import ConfigError, param
 from nnlab.progress import bar
-from nnlab.twolayer_classifier import ACTIVATIONS, predict, train
+from nnlab.twolayer_classifier import ACTIVATIONS, hidden, init_params, loss_and_grads, predict, train
 
 CHAPTER = "chapters/digits-classifier.qmd"
 SETS = ("train", "val", "test")
@@ -42,14 +49,15 @@ class Config:
     search_lrs: tuple[float, ...] = param((0.1, 0.3, 1.0, 3.0), gt=0, each=True)
     search_regs: tuple[float, ...] = param((0.0, 1e-4, 1e-3, 1e-2), ge=0, each=True)
     search_seeds: tuple[int, ...] = param((100, 101, 102), ge=0, each=True)
-    long_epochs: int = param(300, ge=1)           # the lr study again, with this budget
+    long_updates: int = param(4690, ge=1)         # the lr study again, with the seed's updates
+    template_activation: str = param("sigmoid", choices=ACTIVATIONS)   # the course template's
 
 
 PROFILES = {
     "full": Config(),
     "smoke": Config(hidden=16, epochs=3, seeds=(0, 1), search_batch_sizes=(16, 128),
                     search_lrs=(0.1, 1.0, 3.0), search_regs=(0.0, 1e-3), search_seeds=(100,),
-                    long_epochs=6),
+                    long_updates=54),
 }
 
 
@@ -87,7 +95,8 @@ def split_digits(split_seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def train_grid(data, settings: list[tuple[float, float]], seeds, *, batch_size: int, epochs: int,
-               config: Config, init_scale: float | None = None, every_epoch: bool = True) -> dict:
+               config: Config, init_scale: float | None = None, every_epoch: bool = True,
+               activation: str | None = None) -> dict:
     """Train every (lr, reg) setting with every seed in one batched run.
 
     Returns per-model arrays of shape (settings, seeds): final accuracy on each set, the accuracy on
@@ -96,14 +105,15 @@ def train_grid(data, settings: list[tuple[float, float]], seeds, *, batch_size: 
     """
     grid = list(itertools.product(settings, seeds))
     (X, y), (X_test, y_test) = data["train"], data["test"]
+    activation = activation or config.activation
     params, history = train(
         X, y, seeds=[s for _, s in grid], lr=[lr for (lr, _), _ in grid],
         reg=[reg for (_, reg), _ in grid], batch_size=batch_size, epochs=epochs,
         n_hidden=config.hidden, init_scale=init_scale or config.init_scale,
-        activation=config.activation, monitor={k: data[k] for k in ("train", "val")},
+        activation=activation, monitor={k: data[k] for k in ("train", "val")},
         every_epoch=every_epoch)
     with np.errstate(over="ignore", invalid="ignore"):     # diverged models have nan weights
-        test_pred = predict(params, X_test, config.activation)
+        test_pred = predict(params, X_test, activation)
     test_acc = (test_pred == y_test).mean(-1)
     top_share = np.array([np.bincount(p, minlength=10).max() for p in test_pred]) / len(y_test)
     shape = (len(settings), len(seeds))
@@ -138,6 +148,30 @@ def epochs_to(curve: np.ndarray, level: float) -> float:
     return float(reached[0]) if reached.size else np.nan
 
 
+def initial_gradients(data, config: Config, activations=ACTIVATIONS) -> pd.DataFrame:
+    """Gradient norms of the data loss on the whole training set at each seed's initial weights.
+
+    ``W2_shared`` is the norm of the part of dW2 that is the same for every hidden unit (the mean
+    over units of each output's column, repeated), the direction in which, when every hidden unit
+    outputs the same value, W2 acts only as a second output bias.
+    """
+    X, y = data["train"]
+    rows = []
+    for act in activations:
+        params = init_params([np.random.default_rng(s) for s in config.seeds], X.shape[1],
+                             config.hidden, int(y.max()) + 1, config.init_scale, np.float64)
+        m = len(config.seeds)
+        _, g = loss_and_grads(params, np.broadcast_to(X, (m, *X.shape)).astype(np.float64),
+                              np.broadcast_to(y, (m, len(y))), np.zeros(m), act)
+        shared = np.broadcast_to(g["W2"].mean(1, keepdims=True), g["W2"].shape)
+        norm = lambda a: np.linalg.norm(a.reshape(m, -1), axis=1)  # noqa: E731
+        for i, seed in enumerate(config.seeds):
+            rows.append({"activation": act, "seed": seed, "W1": norm(g["W1"])[i], "W2": norm(g["W2"])[i],
+                         "W2_shared": norm(shared)[i], "b2": norm(g["b2"])[i],
+                         "hidden_mean": float(np.mean(hidden(params, X, act)[i]))})
+    return pd.DataFrame(rows)
+
+
 def search(data, config: Config) -> tuple[pd.DataFrame, tuple[int, float, float]]:
     """Validation accuracy of every (batch size, lr, reg) on the search seeds; the best setting.
 
@@ -167,9 +201,9 @@ def run(config: Config) -> dict:
     data = split_digits(config.split_seed)
     out, rows = {}, []
 
-    def study(name, labels, settings, batch_size, epochs=config.epochs, init_scale=None):
+    def study(name, labels, settings, batch_size, epochs=config.epochs, init_scale=None, activation=None):
         result = train_grid(data, settings, config.seeds, batch_size=batch_size, epochs=epochs,
-                            config=config, init_scale=init_scale)
+                            config=config, init_scale=init_scale, activation=activation)
         for metric, curve in result["curves"].items():
             out[f"{name}_{metric}"] = curve
         out[f"{name}_labels"] = np.array(labels)
@@ -182,18 +216,31 @@ def run(config: Config) -> dict:
                   [(config.lr, r) for r in config.regs], config.batch_size)
     out["search"], (batch_size, lr, reg) = search(data, config)
     rows += study("tuned", [f"batch {batch_size}, lr {lr:g}, reg {reg:g}"], [(lr, reg)], batch_size)
-    out["summary"] = pd.DataFrame(rows)
+    template = config.template_activation
+    rows += study("sigmoid_template", lr_labels, lr_settings, config.batch_size, activation=template)
+    summary = pd.DataFrame(rows)
+    summary["activation"] = np.where(summary["study"] == "sigmoid_template", template, config.activation)
+    out["summary"] = summary
 
     # Beyond the seed: is the lr table about step size, step budget, or the tiny initialisation?
+    # The long runs get the seed's number of updates (ten MNIST epochs), not its number of epochs.
+    steps_per_epoch = -(-len(data["train"][1]) // config.batch_size)
+    long_epochs = -(-config.long_updates // steps_per_epoch)
     he_scale = float(np.sqrt(2.0 / data["train"][0].shape[1]))
-    budget = (study("lr_long", lr_labels, lr_settings, config.batch_size, epochs=config.long_epochs)
-              + study("lr_he", lr_labels, lr_settings, config.batch_size, init_scale=he_scale))
-    budget = pd.DataFrame(budget)
-    budget["epochs"] = [config.long_epochs] * len(lr_labels) + [config.epochs] * len(lr_labels)
-    budget["init_scale"] = [config.init_scale] * len(lr_labels) + [he_scale] * len(lr_labels)
-    budget["epochs_to_half"] = [epochs_to(out[f"{s}_train_acc"][i], 0.5)
-                                for s in ("lr_long", "lr_he") for i in range(len(lr_labels))]
-    out["lr_budget"] = budget
+    studies = {"lr_long": (long_epochs, config.init_scale, config.activation),
+               "lr_he": (config.epochs, he_scale, config.activation),
+               "sigmoid_template_long": (long_epochs, config.init_scale, template)}
+    budget = []
+    for name, (epochs, scale, act) in studies.items():
+        part = pd.DataFrame(study(name, lr_labels, lr_settings, config.batch_size, epochs=epochs,
+                                  init_scale=scale, activation=act))
+        part["epochs"], part["updates"] = epochs, epochs * steps_per_epoch
+        part["init_scale"], part["activation"] = scale, act
+        part["epochs_to_half"] = [epochs_to(out[f"{name}_train_acc"][i], 0.5) for i in range(len(lr_labels))]
+        budget.append(part)
+    out["lr_budget"] = pd.concat(budget, ignore_index=True)
+    out["long_epochs"] = int(long_epochs)
+    out["initial_gradients"] = initial_gradients(data, config)
 
     (_, y_train), (_, y_val), (_, y_test) = (data[k] for k in SETS)
     out.update({f"n_{k}": int(len(data[k][1])) for k in SETS})

@@ -23,12 +23,18 @@ from sklearn.model_selection import KFold
 from nnlab import scratch_net
 from nnlab.config import param
 from nnlab.execute import map_units
+from nnlab.experiments.exp1a import oscillation_onset
 
 CHAPTER = "chapters/lab2-function-estimation.qmd"
 X_RANGE = (-5.0, 5.0)
 HYPER = ("nh1", "nh2", "activation", "l1", "epochs", "lr", "decay", "lr_final")
 RUN_KEY = ("nh1", "nh2", "activation", "l1", "lr", "decay", "lr_final", "run_epochs")
 CHUNK = 48          # models per batch: large enough to amortise Python, small enough for the cache
+SHARPNESS_TOL = 1e-4  # power iteration stops when no estimate changes by more than this, relative
+# the seed's winner, "(1, 75, 50, 1, 'leaky_ReLU', 0.001, 1000, 0.075, True, 0.001)" in its tuple
+# (Ni, Nh1, Nh2, No, act_func, L1_lambda, num_epochs, lr, en_decay, lr_final)
+SEED_BEST = {"nh1": 75, "nh2": 50, "activation": "leaky_relu", "l1": 0.001, "epochs": 1000,
+             "lr": 0.075, "decay": True, "lr_final": 0.001}
 
 
 def target(x):
@@ -56,12 +62,13 @@ class Config:
     seed: int = param(0, ge=0)                  # initial weights and fold split
     dtype: str = param("float32", choices=("float32", "float64"))
     dense_points: int = param(401, ge=11)       # where fitted functions are drawn and compared to f
+    sharpness_every: int = param(20, ge=1)      # epochs between two sharpness measurements
 
 
 PROFILES = {
     "full": Config(),
     "smoke": Config(nh1=(6,), nh2=(5,), l1=(0.0, 1e-3), epochs=(10, 20), lr=(0.03,), top=4,
-                    dense_points=51),
+                    dense_points=51, sharpness_every=500),
 }
 
 
@@ -280,6 +287,67 @@ def effects(grid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_best_row(grid: pd.DataFrame, cv: dict) -> pd.DataFrame:
+    """The seed's configuration as a one-row table like the ranked ``grid``: its fold losses, the
+    paired difference to the grid's rank 1, and the rank it would take in the grid (1 + the number
+    of grid configurations with a lower mean)."""
+    row = pd.DataFrame([SEED_BEST])
+    row["val_mean"] = cv["val"].mean(axis=1)
+    row["val_sd"] = cv["val"].std(axis=1, ddof=1)
+    row["train_mean"] = cv["train"].mean(axis=1)
+    k = cv["val"].shape[1]
+    for i in range(k):
+        row[f"val_{i}"] = cv["val"][:, i]
+    gap = cv["val"][0] - grid[[f"val_{i}" for i in range(k)]].iloc[0].to_numpy()
+    row["gap_mean"], row["gap_se"] = gap.mean(), gap.std(ddof=1) / np.sqrt(k)
+    row.insert(0, "rank", 1 + int((grid["val_mean"] < row["val_mean"].iloc[0]).sum()))
+    return row
+
+
+def track_sharpness(runs: dict[str, pd.Series], data, config: Config) -> pd.DataFrame:
+    """Retrain each configuration on the whole training set (as :func:`retrain`: same initial
+    weights, same arithmetic) and measure, every ``sharpness_every`` epochs, the sharpness of the
+    training MSE, the learning rate of that epoch, the gradient norm and whether it was clipped."""
+    rows = []
+    for name, r in runs.items():
+        init = initial_params(config, int(r["nh1"]), int(r["nh2"]), config.folds)
+        decay, lr_final = bool(r["decay"]), (0.0 if pd.isna(r["lr_final"]) else float(r["lr_final"]))
+        t = scratch_net.train(init, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
+                              activation_name=r["activation"], epochs=int(r["epochs"]), lr=float(r["lr"]),
+                              decay=decay, lr_final=lr_final, l1=float(r["l1"]), clip_norm=config.clip_norm,
+                              dtype=np.dtype(config.dtype), snapshot_every=config.sharpness_every)
+        snaps = {k: v[:, 0] for k, v in t.snapshots.items()}           # (K, ...): one model
+        epochs = np.arange(len(snaps["W1"])) * config.sharpness_every
+        lam = scratch_net.sharpness(snaps, data["x_train"], data["y_train"], r["activation"],
+                                    tol=SHARPNESS_TOL)
+        x = np.broadcast_to(data["x_train"], (len(epochs), len(data["x_train"])))[..., None]
+        y_hat, cache = scratch_net.forward(snaps, x, scratch_net.activation(r["activation"]))
+        grads = scratch_net.backward(snaps, y_hat, data["y_train"][None, :, None], cache,
+                                     scratch_net.activation(r["activation"]), float(r["l1"]))
+        norm = scratch_net.global_norm(grads)
+        lr = scratch_net.learning_rate(epochs, int(r["epochs"]), float(r["lr"]), lr_final, decay)
+        rows.append(pd.DataFrame({"run": name, "epoch": epochs, "lr": lr, "two_over_lr": 2 / lr,
+                                  "sharpness": lam, "train_loss": t.train_loss[epochs, 0],
+                                  "grad_norm": norm, "clipped": norm > config.clip_norm}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def edge_of_stability(track: pd.DataFrame, curves: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per tracked run: the first measured epoch at which the sharpness reaches 2/lr, the first epoch
+    at which the training loss goes up (Experiment 1A's ``oscillation_onset``), and over the last half
+    of the run the median of sharpness x lr / 2 (1 = exactly at the edge) and the share of measured
+    epochs whose gradient was clipped."""
+    rows = []
+    for name, t in track.groupby("run", sort=False):
+        above = t["epoch"][t["sharpness"] >= t["two_over_lr"]]
+        late = t[t["epoch"] >= t["epoch"].max() / 2]
+        rows.append({"run": name, "edge_reached": int(above.iloc[0]) if len(above) else -1,
+                     "loss_first_up": oscillation_onset(curves[name]),
+                     "late_sharpness_over_edge": float(np.median(late["sharpness"] * late["lr"] / 2)),
+                     "late_clipped_share": float(late["clipped"].mean())})
+    return pd.DataFrame(rows)
+
+
 def _plain(value):
     """A table cell as a JSON value (numpy scalars unwrapped, NaN as None)."""
     return None if pd.isna(value) else getattr(value, "item", lambda: value)()
@@ -311,8 +379,24 @@ def run(config: Config) -> dict:
     top["clipped_frac"] = refit["clipped"]
     twin = schedule_twin(top.iloc[0], config)
     twin_fit = retrain(pd.DataFrame([twin]).reset_index(drop=True), data, x_dense, config)
-    summary = top[["rank", *HYPER, "val_mean", "val_sd", "train_loss", "test_loss", "f_error",
-                   "clipped_frac"]].reset_index(drop=True)
+
+    # the seed's own configuration: same folds and initial weights, then retrained like the top
+    reference = seed_best_row(grid, cross_validate(pd.DataFrame([SEED_BEST]), data, config))
+    ref_fit = retrain(reference, data, x_dense, config)
+    e = reference["epochs"].to_numpy()
+    reference["train_loss"] = ref_fit["train_curve"][e, 0]
+    reference["test_loss"] = ref_fit["test_curve"][e, 0]
+    reference["f_error"] = ((ref_fit["fitted"] - target(x_dense)) ** 2).mean(axis=1)
+    reference["clipped_frac"] = ref_fit["clipped"]
+    columns = ["rank", *HYPER, "val_mean", "val_sd", "gap_mean", "gap_se", "train_loss", "test_loss", "f_error",
+               "clipped_frac"]
+    summary = pd.concat([top[columns].assign(entry="top"), reference[columns].assign(entry="seed_best")],
+                        ignore_index=True)
+
+    names = {"rank1": top.iloc[0], "rank1_twin": twin, "seed_best": reference.iloc[0]}
+    track = track_sharpness(names, data, config)
+    curves = {"rank1": refit["train_curve"][:, 0], "rank1_twin": twin_fit["train_curve"][:, 0],
+              "seed_best": ref_fit["train_curve"][:, 0]}
     return {
         "summary": summary,
         "grid": grid,
@@ -327,8 +411,13 @@ def run(config: Config) -> dict:
         "twin": {k: _plain(twin[k]) for k in HYPER},
         "twin_train_curve": twin_fit["train_curve"][:, 0].astype(np.float32),
         "twin_test_curve": twin_fit["test_curve"][:, 0].astype(np.float32),
+        "seed_best_fitted": ref_fit["fitted"][0].astype(np.float32),
+        "seed_best_train_curve": ref_fit["train_curve"][:, 0].astype(np.float32),
+        "seed_best_test_curve": ref_fit["test_curve"][:, 0].astype(np.float32),
+        "sharpness": track,
+        "edge": edge_of_stability(track, curves),
         "fold_of_point": fold_of_point(config.n_train, config.folds, config.seed),
-        "best_by_test": int(summary["test_loss"].idxmin()),
+        "best_by_test": int(summary["test_loss"][summary["entry"] == "top"].idxmin()),
         "n_configs": len(grid),
         "n_trainings": len(grid) * config.folds,
         "n_runs": int(cv["n_runs"]),

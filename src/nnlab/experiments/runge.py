@@ -11,11 +11,19 @@ networks: polynomial interpolation through the same 70 training nodes (a random 
 equispaced grid: Runge's phenomenon), in double precision and exactly, through 70 Chebyshev points,
 and a least-squares polynomial on the training nodes whose degree is chosen on the validation split.
 
-The summary has one row per (model, seed); the polynomials have no seed and carry seed = -1.
+Controls and comparisons beyond the seed: the seed's constant rate continued for as many epochs as
+the decay (``network_constant_<total epochs>``), the same recipe trained on Chebyshev points instead
+(``network_chebyshev_points``: does the network care where the data lie?), a cubic spline through
+the training points and a least-squares Chebyshev series with as many coefficients as the network
+has parameters. A separate study (table ``monomial``) measures how the error of one hidden layer
+approximating x^k falls with its width.
+
+The summary has one row per (model, seed); the models without a seed carry seed = -1.
 """
 from __future__ import annotations
 
 import inspect
+import itertools
 import warnings
 from dataclasses import dataclass
 
@@ -26,11 +34,12 @@ import torch
 from numpy.polynomial import Chebyshev
 from numpy.polynomial import chebyshev as cheb
 from numpy.polynomial import polynomial as mono
+from scipy.interpolate import CubicSpline
 from sklearn.model_selection import train_test_split
 
 from nnlab.config import ConfigError, param
 from nnlab.models import Net, forward, init_params
-from nnlab.train import Adam, shuffled_epochs, train
+from nnlab.train import Adam, shuffled_epochs, step_decay, train
 
 CHAPTER = "chapters/runge.qmd"
 INITS = ("glorot", "torch")
@@ -55,12 +64,22 @@ class Config:
     # beyond the seed: continue the Glorot networks through each schedule ('lr:epochs+...'), keep
     # the one with the lowest validation MSE
     schedules: tuple[str, ...] = ("1e-3:500", "1e-4:500", "1e-3:250+1e-4:250", "1e-3:1000")
+    # one hidden layer against x^k: powers, widths, seeds, activations, training points, Adam steps
+    monomial_powers: tuple[int, ...] = param((2, 3, 4, 5, 6), ge=1, each=True)
+    monomial_widths: tuple[int, ...] = param((4, 8, 16, 32, 64), ge=1, each=True)
+    monomial_seeds: tuple[int, ...] = param((0, 1, 2), ge=0, each=True)
+    monomial_activations: tuple[str, ...] = param(("relu", "tanh"), choices=("relu", "tanh"), each=True)
+    monomial_points: int = param(401, ge=3)
+    monomial_steps: int = param(8000, ge=1)
+    monomial_lr: float = param(0.01, gt=0)
 
 
 PROFILES = {
     "full": Config(),
     "smoke": Config(epochs=5, seeds=(0, 1), schedules=("1e-3:2", "1e-3:1+1e-4:1"), grid_points=1001,
-                    plot_points=201, sweep_degrees=(4, 9, 19), exact_digits=30),
+                    plot_points=201, sweep_degrees=(4, 9, 19), exact_digits=30,
+                    monomial_powers=(2, 3), monomial_widths=(4, 16), monomial_seeds=(0,),
+                    monomial_points=41, monomial_steps=200),
 }
 
 
@@ -133,6 +152,72 @@ def equispaced_fractions(x: np.ndarray, n_points: int) -> list[tuple[int, int]]:
     """Points of the grid linspace(-1, 1, n_points) as exact fractions (2k - (n-1), n-1)."""
     k = np.rint((np.asarray(x) + 1) * (n_points - 1) / 2).astype(int)
     return [(int(2 * kk - (n_points - 1)), n_points - 1) for kk in np.sort(k)]
+
+
+def cubic_spline(nodes: np.ndarray, values: np.ndarray) -> CubicSpline:
+    """The cubic spline through (nodes, values) with not-a-knot ends: as many free coefficients as
+    nodes, exact for cubics, and an error of order h^4 for smooth f (h: the largest gap)."""
+    order = np.argsort(nodes)
+    return CubicSpline(nodes[order], values[order], bc_type="not-a-knot")
+
+
+def chebyshev_least_squares(nodes: np.ndarray, values: np.ndarray, n_coefficients: int) -> Chebyshev:
+    """The least-squares Chebyshev series sum_k c_k T_k(x), k < ``n_coefficients``, on [-1, 1].
+
+    With more coefficients than nodes the system has infinitely many exact solutions; ``lstsq``
+    returns the one of least coefficient norm.
+    """
+    V = cheb.chebvander(nodes, n_coefficients - 1)
+    return Chebyshev(np.linalg.lstsq(V, values, rcond=None)[0])
+
+
+def piecewise_linear_error(k: int, width: int, x: np.ndarray) -> float:
+    """Max error on x of the piecewise-linear interpolant of x^k with one kink per unit: ``width``
+    kinks, ``width + 1`` equal pieces of [-1, 1]. For x^2 it is 1/(width + 1)^2, and no function with
+    that many kinks (no ReLU layer of that width) gets below half of it."""
+    knots = np.linspace(-1, 1, width + 2)
+    return float(np.max(np.abs(np.interp(x, knots, knots ** k) - x ** k)))
+
+
+def monomial_study(c: Config, grid: np.ndarray) -> pd.DataFrame:
+    """Max and mean-square error on ``grid`` of 1-width-1 networks fitted to x^k on [-1, 1].
+
+    Per (activation, width) one batched run: every (power, seed) pair is a model with its own
+    target, trained by full-batch Adam on ``monomial_points`` equispaced points, the rate decaying
+    geometrically to 1/100 of ``monomial_lr`` over the second half of the steps.
+    """
+    x = np.linspace(-1, 1, c.monomial_points)
+    pairs = list(itertools.product(c.monomial_powers, c.monomial_seeds))
+    X = column(x).expand(len(pairs), -1, -1)
+    Y = torch.stack([column(x ** k) for k, _ in pairs])
+    rows = []
+    for act, width in itertools.product(c.monomial_activations, c.monomial_widths):
+        net = Net((1, width, 1), activation=act)
+        res = train(net, init_params(net, [s for _, s in pairs]), itertools.repeat((X, Y)),
+                    steps=c.monomial_steps, lr=c.monomial_lr, optimizer="adam", loss="mse",
+                    lr_scale=step_decay(c.monomial_steps, 0.5, 1.0, 0.01), progress=f"monomial {act}",
+                    threads=1)
+        pred = predict(net, res.params, grid)
+        for m, (k, seed) in enumerate(pairs):
+            err = pred[m] - grid ** k
+            rows.append({"activation": act, "power": k, "width": width, "seed": seed,
+                         "max_err": float(np.max(np.abs(err))), "mse": float(np.mean(err ** 2)),
+                         "piecewise_linear_max_err": piecewise_linear_error(k, width, grid),
+                         "diverged": bool(res.diverged_at[m] >= 0)})
+    return pd.DataFrame(rows)
+
+
+def convergence_rates(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (activation, power): the least-squares slope of log(max error) against log(width), median
+    over seeds, for the networks and for the piecewise-linear interpolant of the same width."""
+    rows = []
+    for (act, k), g in table.groupby(["activation", "power"]):
+        med = g.groupby("width")[["max_err", "mse", "piecewise_linear_max_err"]].median()
+        logw = np.log(med.index.to_numpy(dtype=float))
+        slope = lambda col: float(np.polyfit(logw, np.log(med[col]), 1)[0]) if len(med) > 1 else np.nan  # noqa: E731
+        rows.append({"activation": act, "power": k, "max_err_slope": slope("max_err"),
+                     "mse_slope": slope("mse"), "piecewise_linear_slope": slope("piecewise_linear_max_err")})
+    return pd.DataFrame(rows)
 
 
 def glorot_params(net: Net, seeds) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -235,6 +320,16 @@ def train_networks(c: Config, data: dict) -> dict:
         if tried:
             best = min(schedules, key=lambda r: r["val_mse_mean"])["schedule"]
             runs["network_decay"] = tried[best]
+            # the control: the seed's constant rate for as many further epochs as the decay took
+            more = sum(epochs for _, epochs in parse_schedule(best))
+            runs[f"network_constant_{c.epochs + more}"] = continue_training(
+                net, runs["network"]["params"], data, c, f"{c.lr:g}:{more}")
+        # the seed's recipe on Chebyshev points: the same seeds, initial weights and number of points
+        moved = {**data, "train": chebyshev_points(len(data["train"]))}
+        at_chebyshev = fit(net, glorot_params(net, c.seeds), moved, c, c.lr, c.epochs, c.seeds)
+        runs["network_chebyshev_points"] = {
+            "params": at_chebyshev.params, "val_loss": at_chebyshev.eval_loss[:, 1:],
+            "train_loss": epoch_means(at_chebyshev.train_loss, len(moved["train"]), c.batch_size)}
     return {"net": net, "runs": runs, "decay_schedule": best,
             "schedules": pd.DataFrame(schedules, columns=["schedule", "val_mse_mean", "val_mse_sd", "test_mse_mean"])}
 
@@ -274,11 +369,17 @@ def run(c: Config) -> dict:
                             for k in range(1, n_train)])
     lsq_degree = int(np.argmin(lsq_val_mse)) + 1
     polys["poly_lsq"] = least_squares(d["train"], lsq_degree)
+    # what a numerical analyst would fit to the same points: a cubic spline, and a least-squares
+    # Chebyshev series with as many coefficients as the network has parameters (underdetermined)
+    polys["spline"] = cubic_spline(d["train"], y["train"])
+    polys["chebyshev_lsq"] = chebyshev_least_squares(d["train"], y["train"], nets["net"].n_params())
+    polys["spline_chebyshev_points"] = cubic_spline(cheb_nodes, runge(cheb_nodes))
     preds = {name: {k: p(d[k]) for k in parts} for name, p in polys.items()}
     # the same interpolant through the training nodes, in exact arithmetic
     train_fracs = equispaced_fractions(d["train"], c.n_points)
     preds["poly_equispaced_exact"] = {k: exact_interpolant(train_fracs, d[k], c.exact_digits) for k in parts}
-    sizes = {**{name: p.degree() + 1 for name, p in polys.items()}, "poly_equispaced_exact": n_train}
+    sizes = {**{name: len(p.coef) for name, p in polys.items() if isinstance(p, Chebyshev)},
+             "spline": n_train, "spline_chebyshev_points": n_train, "poly_equispaced_exact": n_train}
     for name, pred in preds.items():
         rows.append({"model": name, "seed": -1, "n_params": sizes[name], **_metrics(pred, y)})
         plots[f"{name}_plot"] = pred["plot"]
@@ -292,9 +393,16 @@ def run(c: Config) -> dict:
                       "chebyshev": maxerr(interpolant(chebyshev_points(deg + 1))(d["plot"])),
                       "lsq_train_nodes": maxerr(least_squares(d["train"], min(deg, n_train - 1))(d["plot"]))})
 
+    monomial = monomial_study(c, d["grid"])
+    cheb_fit = polys["chebyshev_lsq"]
     return {
         "summary": pd.DataFrame(rows),
         "degree_sweep": pd.DataFrame(sweep),
+        "monomial": monomial,
+        "monomial_rates": convergence_rates(monomial),
+        "constant_model": next((m for m in nets["runs"] if m.startswith("network_constant_")), ""),
+        "chebyshev_lsq_residual_at_nodes": float(np.max(np.abs(cheb_fit(d["train"]) - y["train"]))),
+        "chebyshev_lsq_coef_norm": float(np.linalg.norm(cheb_fit.coef)),
         "schedules": nets["schedules"],
         "decay_schedule": nets["decay_schedule"],
         "x_train": d["train"], "x_val": d["val"], "x_test": d["test"], "x_plot": d["plot"],
