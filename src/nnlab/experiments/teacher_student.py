@@ -53,6 +53,7 @@ LRS = tuple(float(10.0 ** (e / 4)) for e in range(-12, -7))   # 1e-3 ... 1e-2 in
 STREAM_OFFSET, NOISE_OFFSET = 10_000, 20_000   # generators of seed s: inputs, label noise
 CURVE_POINTS = 120                       # training-loss curves: means over log-spaced blocks of steps
 STREAM_CHUNK = 50                        # batches drawn and labelled at once
+HORIZONS = (0.2, 0.4, 0.6, 0.8, 1.0)      # constant-rate change as if the run had stopped here
 LARGE = 20_000                           # students above this many parameters train one teacher per unit
 
 
@@ -311,7 +312,7 @@ def describe(sample, reference=None) -> dict:
     if reference is not None:
         reference = np.asarray(reference, dtype=float).ravel()
         row["w1_teacher"] = stats.wasserstein_distance(sample, reference)
-        row["ks_teacher"] = stats.ks_2samp(sample, reference, method="asymp").statistic
+        row["ks_teacher"] = stats.ks_2samp(sample, reference, method="asymp" if min(sample.size, reference.size) > 100 else "exact").statistic
     return {k: float(v) if k != "n" else int(v) for k, v in row.items()}
 
 
@@ -451,7 +452,8 @@ def run_rows(unit: Unit, runs: list[Run], result, test: np.ndarray, data: dict) 
             "steps": steps, "flops": float(steps * flops_per_step(net, config.batch_size)), "lr": r.lr,
             "noise": 1 / r.snr, "kind": unit.kind, "final_test_loss": float(test[m]) * s2,
             "final_test_loss_std": float(test[m]), "final_train_loss_std": float(last_fifth_mean(loss[m])),
-            "constant_change": last_fifth_change(loss[m, :n_constant]) if n_constant >= 5 else float("nan"),
+            **{f"constant_change_{round(100 * f)}": last_fifth_change(loss[m, :int(f * n_constant)])
+               if f * n_constant >= 5 else float("nan") for f in HORIZONS},
             "train_change": last_fifth_change(loss[m]), "diverged_at": int(result.diverged_at[m])})
     return pd.DataFrame(rows)
 
@@ -666,7 +668,7 @@ def run(config: Config) -> dict:
                           for r in results])
     summary = rows[["teacher_seed", "student", "params", "widths", "seed", "budget", "steps", "flops", "lr",
                     "noise", "kind", "chosen", "final_test_loss", "final_test_loss_std", "final_train_loss_std",
-                    "constant_change", "train_change", "stationary", "diverged_at", "run"]]
+                    *[f"constant_change_{round(100 * f)}" for f in HORIZONS], "train_change", "stationary", "diverged_at", "run"]]
     return out | {"summary": summary, "curves": curves, "curve_steps": centres, "distances": pd.DataFrame(distances),
                   "teachers": per_teacher, "students": students_table, "units": units,
                   "lr": {f"{n}/{b}": lr for (n, b), lr in lrs.items()}}
