@@ -36,7 +36,7 @@ def label(name: str) -> str:
 def size_colours(res) -> dict:
     """A colour per student, ordered by size (plasma, dark = small)."""
     names = list(res["students"].student)
-    return dict(zip(names, plt.get_cmap("plasma")(np.linspace(0, 0.85, len(names)))))
+    return dict(zip(names, plt.get_cmap("plasma")(np.linspace(0, 0.8, len(names)))))
 
 
 def chosen(res, name=None, budget="steps", noise=0.0, kind=None):
@@ -160,8 +160,9 @@ def loss_vs_compute(res, config):
     students = res["students"].set_index("student")
     for name in colours:
         rows = chosen(res, name, "steps", kind="sweep")
-        curves = res["curves"][rows.run.to_numpy()]
         steps = res["curve_steps"][rows.run.iloc[0]]
+        shown = np.isfinite(steps)                           # the curves are NaN-padded
+        steps, curves = steps[shown], res["curves"][rows.run.to_numpy()][:, shown]
         ax.plot(steps * students.flops_per_step[name], np.nanmean(curves, 0), color=colours[name], lw=1.3,
                 label=label(name))
     budget = config.steps * students.flops_per_step[config.compute_reference]
@@ -276,7 +277,7 @@ def pooled(res):
 def layer_distributions(res, name: str, width: float = style.TEXT_WIDTH):
     """Per layer (columns), canonical weights (top) and biases (bottom) of the trained student (first
     teacher, all seeds) against the teacher's layer of the same shape (black) and N(0, 1) (grey);
-    a layer with fewer than 60 biases is drawn as a strip of points."""
+    a layer with fewer than 60 weights or biases is drawn as a strip of points."""
     seeds = len(res[f"{name}_weight_L1"])
     students = [canonical(student_layers(res, name, s)) for s in range(seeds)]
     twins = {W.shape: (W, b) for W, b in canonical(teacher_layers(res))}
@@ -290,7 +291,7 @@ def layer_distributions(res, name: str, width: float = style.TEXT_WIDTH):
             ax = axes[row, l]
             values = np.concatenate([np.ravel(ls[l][row]) for ls in students])
             reference = None if twin is None else np.ravel(twin[row])
-            if values.size < 60 * seeds and row == 1:        # a few dozen biases: every value
+            if values.size < 60 * seeds:                     # a few dozen values per seed: every value
                 rng = np.random.default_rng(0)
                 ax.plot(values, rng.uniform(0.6, 1.4, values.size), "o", ms=3, color=colour, alpha=0.7)
                 if reference is not None:
