@@ -23,7 +23,18 @@ other seeds of S_u, S_e, S_o; every student with noisy labels; S_e and S_o re-ru
 steps/4, ... (the same run up to float rounding) to follow their first-layer overlap with the teacher.
 
 Units of work run through :func:`nnlab.execute.map_units`, one torch thread each, their results
-independent of where they run. Compute plan of the full profile: :func:`plan`; the chapter states it.
+independent of where they run (large students train one teacher per unit, for balance).
+
+Compute plan of the full profile (:func:`plan`). A step of one model costs flops_per_sample x 128
+FLOP, about 6 x parameters x 128: 0.52 MFLOP for S_u, 7.1 for S_e, 87 for S_o. Stage 1 is 8 students
+x 5 rates x 3 teachers at 6,000 steps (120 runs) plus 7 x 15 equal-compute runs of 43 GFLOP each (what
+one S_e run costs); stage 2 adds 18 seeds of S_u, S_e, S_o, 24 noisy runs and the overlap re-runs
+(about one S_e and one S_o run per teacher): 278 runs, about 29 TFLOP. At the 40-50 GFLOP/s per
+core that the engine reaches on the large students, plus about a millisecond of per-step overhead
+on the small ones (S_u's equal-compute runs take 82,000 steps), that is about 15 core-minutes:
+8 minutes on the 2 cores of the book's machine. What was cut to fit: 6,000 steps for every run (the
+previous version trained S_u, S_e, S_o for 30,000, 120,000 and 50,000 steps with one teacher), one
+seed per teacher for the five in-between sizes, one noise level with one seed, a five-point rate grid.
 """
 from __future__ import annotations
 

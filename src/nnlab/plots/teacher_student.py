@@ -198,17 +198,19 @@ def recovery(res, threshold: float):
     steps = res["overlap_steps"]
     fig, axes = style.figure(1, 2, height=3.0, sharey=True)
     activity = res["teacher_activity_L1"]
-    never = steps[-1] * 3
+    never = steps[-1] * 4
+    ticks = [10.0 ** k for k in range(int(np.log10(steps[-1])) + 1)] + [never]
     for ax, name in zip(axes, ("S_e", "S_o")):
         for i, series in enumerate(res[f"{name}_overlap_series"]):
             when = recovery_step(series, np.maximum(steps, 1), threshold)
             ax.plot(activity[i], np.where(np.isnan(when), never, when), "o", ms=3.5, alpha=0.7,
                     color=TEACHER_COLOURS[i], label=f"teacher {i}")
-        ax.axhline(never / 1.7, color="grey", lw=0.6)
-        ax.set(yscale="log", xlabel="fraction of inputs on which the unit is active", title=label(name))
+        ax.axhline(np.sqrt(never * steps[-1]), color="grey", lw=0.6)
+        ax.set(yscale="log", xlabel="fraction of inputs it is active on", title=label(name))
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks[:-1]] + ["never"])
+        ax.set_ylim(0.7, never * 1.6)
         ax.yaxis.set_minor_formatter(NullFormatter())
     axes[0].set_ylabel("recovered from step")
-    axes[0].text(0.02, never, "never", va="center", fontsize=9, transform=axes[0].get_yaxis_transform())
     axes[1].legend(loc="center right")
     return fig
 
@@ -225,8 +227,8 @@ def matching(res, threshold: float, layer: int = 1):
             x = np.broadcast_to(activity[:, None, :], cos.shape)
             ax.plot(x.ravel(), cos.ravel(), ".", ms=3, alpha=0.5, color=colour)
         ax.axhline(threshold, color="black", lw=0.8, ls="--")
-        ax.set(title=label(name), xlabel="teacher unit active on")
-    axes[0].set_ylabel("overlap with matched unit")
+        ax.set(title=label(name), xlabel="fraction of inputs it is active on")
+    axes[0].set_ylabel("overlap of a teacher unit")
     return fig
 
 
@@ -426,8 +428,9 @@ def distance_table(res):
 
 def recovery_table(res, config):
     """Per S_e / S_o run with snapshots: the first snapshot step at which half of the finally
-    recovered first-layer units are above the threshold, and the fraction of the units recovered by
-    the middle snapshot that switch (active on 10-90 % of the inputs)."""
+    recovered first-layer units are above the threshold, the fraction of the units recovered by the
+    middle snapshot that switch (active on 10-90 % of the inputs), and the fractions of switching and
+    of other units never recovered."""
     steps = res["overlap_steps"]
     activity = res["teacher_activity_L1"]
     rows = []
@@ -440,7 +443,9 @@ def recovery_table(res, config):
             early = when <= steps[len(steps) // 2]
             switching = (activity[i] > 0.1) & (activity[i] < 0.9)
             rows.append({"student": name, "teacher": i, "half_step": half,
-                         "early_switching": (early & switching).sum() / max(1, early.sum())})
+                         "early_switching": (early & switching).sum() / max(1, early.sum()),
+                         "never_switching": np.isnan(when[switching]).mean(),
+                         "never_other": np.isnan(when[~switching]).mean()})
     return pd.DataFrame(rows)
 
 
