@@ -409,13 +409,15 @@ def distance_summary(res):
     return pd.concat([trained, pd.concat({"T": teachers}, names=["student"])])
 
 
-def floors(res) -> tuple[float, float]:
-    """First-layer weights: the first teacher's W1 distance to N(0, 1) (one-sample floor) and the mean
-    W1 distance of the other teachers to the first (two-sample floor), raw form."""
+def floors(res, form: str = "canonical") -> tuple[float, float]:
+    """First-layer weights: the first teacher's W1 distance to N(0, 1) as drawn (the one-sample floor)
+    and the mean W1 distance of the other teachers to the first in ``form`` (the two-sample floor)."""
     d = res["distances"]
-    d = d[(d.student == "T") & (d.kind == "weight") & (d.layer == "L1") & (d.form == "raw")]
+    d = d[(d.student == "T") & (d.kind == "weight") & (d.layer == "L1")]
     first = d.teacher_seed.min()
-    return float(d[d.teacher_seed == first].w1_normal.iloc[0]), float(d[d.teacher_seed != first].w1_teacher.mean())
+    one = d[(d.teacher_seed == first) & (d.form == "raw")].w1_normal.iloc[0]
+    two = d[(d.teacher_seed != first) & (d.form == form)].w1_teacher.mean()
+    return float(one), float(two)
 
 
 def distance_table(res):
