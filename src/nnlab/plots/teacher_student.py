@@ -276,43 +276,49 @@ def pooled(res):
     return fig
 
 
-def layer_distributions(res, name: str, width: float = style.TEXT_WIDTH):
-    """Per layer (columns), canonical weights (top) and biases (bottom) of the trained student (first
-    teacher, all seeds) against the teacher's layer of the same shape (black) and N(0, 1) (grey);
-    a layer with fewer than 60 weights or biases is drawn as a strip of points."""
+def layer_distributions(res, name: str, kinds=("weights", "biases"), ncols: int | None = None,
+                        form: str = "canonical"):
+    """Per layer, the weights and/or biases of the trained student (first teacher, all seeds; raw in
+    the teacher's units, or canonical) against the teacher's layer of the same shape (black) and
+    N(0, 1) (grey), one panel each, in rows of ``ncols`` panels (default: one row per kind); a layer
+    with fewer than 60 values per seed is drawn as a strip of points."""
     seeds = len(res[f"{name}_weight_L1"])
-    students = [canonical(student_layers(res, name, s)) for s in range(seeds)]
-    twins = {W.shape: (W, b) for W, b in canonical(teacher_layers(res))}
+    students = [student_layers(res, name, s) for s in range(seeds)]
+    teacher = teacher_layers(res)
+    if form == "canonical":
+        students, teacher = [canonical(ls) for ls in students], canonical(teacher)
+    twins = {W.shape: (W, b) for W, b in teacher}
     n = len(students[0])
-    fig, axes = style.figure(2, n, width=width, height=4.4, squeeze=False)
+    panels = [(l, ("weights", "biases").index(k)) for k in kinds for l in range(n)]
+    ncols = ncols or n
+    nrows = -(-len(panels) // ncols)
+    fig, axes = style.figure(nrows, ncols, height=2.2 * nrows, squeeze=False)
     colour = CENTRAL_COLOURS[name]
-    for l in range(n):
-        shape = students[0][l][0].shape
-        twin = twins.get(shape)
-        for row in range(2):
-            ax = axes[row, l]
-            values = np.concatenate([np.ravel(ls[l][row]) for ls in students])
-            reference = None if twin is None else np.ravel(twin[row])
-            if values.size < 60 * seeds:                     # a few dozen values per seed: every value
-                rng = np.random.default_rng(0)
-                ax.plot(values, rng.uniform(0.6, 1.4, values.size), "o", ms=3, color=colour, alpha=0.7)
-                if reference is not None:
-                    ax.plot(reference, rng.uniform(-0.4, 0.4, reference.size), "o", ms=3, color="black", alpha=0.7)
-                ax.set(yticks=[0, 1], yticklabels=["T", "S"], ylim=(-1, 2))
-                ax.grid(False, axis="y")
-            else:
-                lo, hi = _trimmed_range([values] + ([reference] if reference is not None else []))
+    rng = np.random.default_rng(0)
+    for ax, (l, row) in zip(axes.flat, panels):
+        twin = twins.get(students[0][l][0].shape)
+        values = np.concatenate([np.ravel(ls[l][row]) for ls in students])
+        reference = None if twin is None else np.ravel(twin[row])
+        if values.size < 60 * seeds:                     # a few dozen values per seed: every value
+            ax.plot(values, rng.uniform(0.6, 1.4, values.size), "o", ms=3, color=colour, alpha=0.7)
+            if reference is not None:
+                ax.plot(reference, rng.uniform(-0.4, 0.4, reference.size), "o", ms=3, color="black", alpha=0.7)
+            ax.set(yticks=[0, 1], yticklabels=["T", "S"], ylim=(-1, 2))
+            ax.grid(False, axis="y")
+        else:
+            lo, hi = _trimmed_range([values] + ([reference] if reference is not None else []))
+            if form == "canonical":
                 lo, hi = min(lo, -3.0), max(hi, 3.0)
-                bins = np.linspace(lo, hi, 40)
-                ax.hist(values, bins=bins, density=True, color=colour, alpha=0.6, label=label(name))
-                if reference is not None:
-                    ax.hist(reference, bins=bins, density=True, histtype="step", color="black", label="teacher")
-                grid = np.linspace(lo, hi, 200)
-                ax.plot(grid, stats.norm.pdf(grid), color="grey", lw=1, label="$N(0, 1)$")
-                if l == 0:
-                    ax.set_ylabel("density")
-            ax.set_title(f"L{l + 1} {'weights' if row == 0 else 'biases'}", fontsize=9)
-            ax.tick_params(labelsize=9)
+            bins = np.linspace(lo, hi, 40)
+            ax.hist(values, bins=bins, density=True, color=colour, alpha=0.6, label=label(name))
+            if reference is not None:
+                ax.hist(reference, bins=bins, density=True, histtype="step", color="black", label="teacher")
+            grid = np.linspace(lo, hi, 200)
+            ax.plot(grid, stats.norm.pdf(grid), color="grey", lw=1, label="$N(0, 1)$")
+            ax.set_ylabel("density")
+        ax.set_title(f"layer {l + 1} {('weights', 'biases')[row]}", fontsize=9)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
     handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=3)
     return fig
