@@ -9,7 +9,9 @@ machine is shared, and the best timing is the least disturbed one. Last line:
 
     engine: S_e a%, S_o b%, bell c% of fp32 peak; d x faster than one model at a time
 
-(a, b, c at the largest M; d: all three workloads together, batched against one at a time).
+(a, b, c at the last M, 27 by default; d: all three workloads at that M together, batched against
+the same model-steps one model at a time). Times are CPU seconds (``time.process_time``), steadier
+than wall time when other processes share the cores.
 
     .venv/bin/python benchmarks/bench_engine.py [--models 5 15 27] [--repeats 3] [--quick]
 """
@@ -24,24 +26,27 @@ import torch.nn.functional as F
 from nnlab.models import Module, Net, init_params
 from nnlab.train import num_threads, shuffled_epochs, train
 
-# name: (network, batch size, steps timed per call)
+# name: (network, batch size, steps timed per call, numbers of models: today's runs (final, sweep),
+# then 9 and 27, which the Challenge 2 rewrites batch: all seeds x teachers of one width)
 WORKLOADS = {
-    "S_e": (Net((100, 75, 50, 10, 1)), 128, 200),                       # the exact student = the teacher
-    "S_o": (Net((100, 200, 200, 200, 100, 1)), 128, 20),                # the over-parameterised student
-    "bell": (Net((6,) + (50,) * 8 + (1,), residual=True), 20, 400),     # the Bell chapter's residual net
+    "S_e": (Net((100, 75, 50, 10, 1)), 128, 200, (3, 15, 9, 27)),                 # the exact student
+    "S_o": (Net((100, 200, 200, 200, 100, 1)), 128, 20, (3, 15, 9, 27)),          # over-parameterised
+    "bell": (Net((6,) + (50,) * 8 + (1,), residual=True), 20, 400, (2, 5, 9, 27)),  # Bell's residual net
 }
+
+
+def cpu_seconds(f) -> float:
+    """CPU seconds of ``f()``: on a shared machine far steadier than wall time (one thread runs it)."""
+    start = time.process_time()
+    f()
+    return time.process_time() - start
 
 
 def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of an n x n fp32 matrix product on the current thread count (best of ``repeats``)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best
+    return 2 * n ** 3 / min(cpu_seconds(lambda: a @ b) for _ in range(repeats))
 
 
 def dataset(net: Net, batch: int):
@@ -52,30 +57,29 @@ def dataset(net: Net, batch: int):
 
 
 def batched_seconds(net: Net, batch: int, M: int, steps: int) -> float:
-    """Seconds per step of the engine training M models together."""
+    """CPU seconds per step of the engine training M models together (set-up included)."""
     X, Y = dataset(net, batch)
     seeds = list(range(M))
-    result = train(net, init_params(net, seeds), shuffled_epochs(X, Y, batch, seeds), steps,
-                   [1e-4 * 1.1 ** m for m in range(M)], threads=1)
-    return result.seconds / steps
+    return cpu_seconds(lambda: train(net, init_params(net, seeds), shuffled_epochs(X, Y, batch, seeds), steps,
+                                     [1e-4 * 1.1 ** m for m in range(M)], threads=1)) / steps
 
 
 def one_model_seconds(net: Net, batch: int, steps: int) -> float:
-    """Seconds per step of one model trained the plain PyTorch way on the same kind of batches."""
+    """CPU seconds per step of one model trained the plain PyTorch way on the same kind of batches."""
     X, Y = dataset(net, batch)
     model = Module(net, init_params(net, [0]), 0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    g = torch.Generator().manual_seed(0)
-    order = torch.randperm(len(X), generator=g)
-    start = time.perf_counter()
-    for step in range(steps):
-        idx = order[(step * batch) % len(X):][:batch]
-        loss = F.mse_loss(model(X[idx]), Y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        loss.item()
-    return (time.perf_counter() - start) / steps
+    order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
+
+    def run():
+        for step in range(steps):
+            idx = order[(step * batch) % len(X):][:batch]
+            loss = F.mse_loss(model(X[idx]), Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss.item()
+    return cpu_seconds(run) / steps
 
 
 def best(f, repeats: int) -> float:
@@ -84,8 +88,9 @@ def best(f, repeats: int) -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=int, nargs="+", default=[5, 15, 27],
-                    help="numbers of models trained together (the last one gives the summary line)")
+    ap.add_argument("--models", type=int, nargs="+",
+                    help="numbers of models trained together (default: per network, today's and 9, 27; "
+                         "the last one gives the summary line)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="few steps (checks that it runs)")
     args = ap.parse_args()
@@ -94,13 +99,13 @@ def main():
         peak = sgemm_peak()
         print(f"sgemm 2048^3, 1 thread: {peak / 1e9:.1f} GFLOP/s")
         percent, batched_total, one_total = {}, 0.0, 0.0
-        for name, (net, batch, steps) in WORKLOADS.items():
+        for name, (net, batch, steps, models) in WORKLOADS.items():
             steps = max(3, steps // 20) if args.quick else steps
             flops = net.flops_per_sample() * batch  # per model and step
             one = best(lambda: one_model_seconds(net, batch, steps), args.repeats)
             print(f"{name} {net.widths} batch {batch}: one model, plain PyTorch: {one * 1e3:.3f} ms/step "
                   f"({flops / one / 1e9:.1f} GFLOP/s, {100 * flops / one / peak:.0f}% of peak)")
-            for M in args.models:
+            for M in args.models or models:
                 batched_seconds(net, batch, M, 3)  # warm-up
                 t = best(lambda: batched_seconds(net, batch, M, steps), args.repeats)
                 percent[name] = 100 * flops * M / t / peak

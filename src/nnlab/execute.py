@@ -65,10 +65,9 @@ class _Session:
         from dask.distributed import Client, LocalCluster
 
         if self.scheduler is None:
-            dashboard = ":0" if importlib.util.find_spec("bokeh") else None
-            cluster = self.stack.enter_context(LocalCluster(
+            cluster = self.stack.enter_context(LocalCluster(  # any free port for the dashboard
                 n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=dashboard, silence_logs=logging.ERROR))
+                dashboard_address=":0", silence_logs=logging.ERROR))
             self.client = self.stack.enter_context(Client(cluster))
             where = f"a local Dask cluster of {self.workers} worker processes"
         else:
