@@ -27,14 +27,15 @@ independent of where they run (large students train one teacher per unit, for ba
 
 Compute plan of the full profile (:func:`plan`). A step of one model costs flops_per_sample x 128
 FLOP, about 6 x parameters x 128: 0.52 MFLOP for S_u, 7.1 for S_e, 87 for S_o. Stage 1 is 8 students
-x 5 rates x 3 teachers at 6,000 steps (120 runs) plus 7 x 15 equal-compute runs of 43 GFLOP each (what
-one S_e run costs); stage 2 adds 18 seeds of S_u, S_e, S_o, 24 noisy runs and the overlap re-runs
-(about one S_e and one S_o run per teacher): 278 runs, about 29 TFLOP. At the 40-50 GFLOP/s per
-core that the engine reaches on the large students, plus about a millisecond of per-step overhead
-on the small ones (S_u's equal-compute runs take 82,000 steps), that is about 15 core-minutes:
-8 minutes on the 2 cores of the book's machine. What was cut to fit: 6,000 steps for every run (the
-previous version trained S_u, S_e, S_o for 30,000, 120,000 and 50,000 steps with one teacher), one
-seed per teacher for the five in-between sizes, one noise level with one seed, a five-point rate grid.
+x 5 rates x 3 teachers at 4,000 steps (120 runs) plus 7 x 15 equal-compute runs of 28 GFLOP each
+(what one S_e run costs; S_u takes 54,739 steps for it, S_o 327); stage 2 adds 18 seeds of S_u, S_e,
+S_o, 24 noisy runs and the overlap re-runs (about one S_e and one S_o run per teacher): 278 runs,
+about 19 TFLOP. Measured on this 2-core machine under load from other jobs, one thread spends about
+3 ms per step on 15 S_u models (overhead-bound), 7.6 ms on 15 S_e models and 15 ms on 5 S_o models
+(about 30 GFLOP/s): about 20 core-minutes under that load, so under 12 minutes on 2 workers when
+the machine is otherwise idle. What was cut to fit: 4,000 steps for every run (the previous version
+trained S_u, S_e, S_o for 30,000, 120,000 and 50,000 steps with one teacher), one seed per teacher
+for the five in-between sizes, one noise level with one seed, a five-point rate grid.
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ class Config:
     test_size: int = param(10_000, ge=100)
     batch_size: int = param(128, ge=1)
     lrs: tuple[float, ...] = param(LRS, gt=0, each=True)
-    steps: int = param(6_000, ge=10)                 # the equal-steps budget of every student
+    steps: int = param(4_000, ge=10)                 # the equal-steps budget of every student
     compute_reference: str = param("S_e", choices=CENTRAL)   # equal compute: this student's FLOPs
     snrs: tuple[float, ...] = param((10.0,), gt=0, each=True)   # label noise: Var y / noise variance
     snapshots: int = param(8, ge=0)                  # S_e, S_o re-run to steps / 2, ..., steps / 2^n
