@@ -346,12 +346,16 @@ def edge_sentence(edge) -> str:
     if edge.empty:
         return "every chosen rate lies inside the grid, so the grid brackets the optimum"
     which = ", ".join(f"{label(r.student)} ({BUDGETS[r.budget]})" for r in edge.itertuples())
-    return f"the rate chosen for {which} lies at the edge of the grid, so its optimum may lie outside it"
+    if len(edge) == 1:
+        return f"the rate chosen for {which} lies at the edge of the grid, so its optimum may lie outside it"
+    return f"the rates chosen for {which} lie at the edge of the grid, so their optima may lie outside it"
 
 
 def small_rate_sentence(lr_rows) -> str:
     """The smallest student's chosen rate at equal compute against equal steps, in words."""
     r = lr_rows.set_index(["student", "budget"]).lr
+    if r["S_u", "compute"] == r["S_u", "steps"]:
+        return f"the same rate at both budgets ($S_u$: {num(r['S_u', 'steps'])})"
     return f"{num(r['S_u', 'compute'])} at equal compute against {num(r['S_u', 'steps'])} at equal steps ($S_u$)"
 
 
@@ -380,7 +384,8 @@ def off_family(size_steps, name: str, res) -> str:
     nearest = min(family, key=lambda n: abs(np.log(params[n] / params[name])))
     r = size_steps.test[name] / size_steps.test[nearest]
     word = "above" if r > 1.1 else "below" if r < 1 / 1.1 else "close to"
-    return f"{word} {label(nearest)} ({num(size_steps.test[name])} against {num(size_steps.test[nearest])})"
+    return (f"{word} the family member of nearest size, {label(nearest)} ({num(size_steps.test[name])} "
+            f"against {num(size_steps.test[nearest])})")
 
 
 def rank_correlation(a, b) -> float:
@@ -428,7 +433,7 @@ def floors(res, form: str = "canonical") -> tuple[float, float]:
 
 def distance_table(res):
     """The rows of the distance summary that the chapter discusses, for a table."""
-    t = distance_summary(res).reset_index()
+    t = distance_summary(res).dropna(subset=["w1_teacher"]).reset_index()   # layers the teacher has
     t["name"] = [label(n) if n != "T" else "second teacher" for n in t.student]
     t["layer"] = t.layer.map({"L1": "first layer", "all": "all"})
     return t.sort_values(["form", "layer"], ascending=[False, False], kind="stable")
