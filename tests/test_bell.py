@@ -336,3 +336,10 @@ def test_a_unit_does_not_depend_on_what_ran_before_it():
     again = bell.compute(task)["runs"]
     np.testing.assert_array_equal(first.final_test, again.final_test)
     np.testing.assert_array_equal(first.fine_train, again.fine_train)
+
+
+@pytest.mark.parametrize("df", [1, 2, 4, 9, 29])
+def test_t_quantile_matches_scipy(df):
+    from scipy import stats
+    for p in (0.9, 0.975):
+        assert bell.t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-6)

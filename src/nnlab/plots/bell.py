@@ -3,6 +3,7 @@
 B6 and its scrambles on one scale. ``res`` is the cached result of ``nnlab.experiments.bell``."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from nnlab.plots import style
@@ -37,7 +38,7 @@ def lr_tuning(res):
     rate: mean of log over seeds (line), single seeds (dots); the chosen rate is ringed."""
     summary = res["summary"]
     runs = summary[summary.kind != "size_sweep"]
-    fig, axes = style.figure(1, 2, height=2.9, sharey=True)
+    fig, axes = style.figure(1, 2, height=3.2, sharey=True)
     for name in res["polynomials"]:
         mine = runs[runs.polynomial == name]
         scramble = name not in ("B6", "0", "sobol")
@@ -54,7 +55,11 @@ def lr_tuning(res):
     axes[0].set(xscale="log", yscale="log", xlabel="learning rate", ylabel="MSE / Var f",
                 title="training set")
     axes[1].set(xscale="log", xlabel="learning rate", title="test set")
-    axes[0].legend(loc="lower left")
+    rates = sorted(runs.lr.unique())
+    for ax in axes:
+        ax.set_xticks(rates, [f"{lr:g}" for lr in rates], rotation=30)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=4)
     return fig
 
 
@@ -113,11 +118,9 @@ def gap_distribution(res, concentration):
 
 
 def _t_interval(samples, level=0.95):
-    from scipy import stats
-    samples = np.asarray(samples, float)
-    n = len(samples)
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * samples.std(ddof=1) / np.sqrt(n) if n > 1 else 0.0
-    return samples.mean(), half
+    from nnlab.experiments.bell import interval
+    mean, half = interval(samples, level=level)
+    return mean, (0.0 if np.isnan(half) else half)
 
 
 def one_point_sweeps(res, name: str, partial: bool = False):
