@@ -108,7 +108,7 @@ def test_batched_training_equals_training_each_alone():
 def test_grid_search_validation_losses_equal_training_each_configuration_alone():
     config = dataclasses.replace(lab2.PROFILES["smoke"], dtype="float64")
     data, grid = lab2.make_data(config), lab2.make_grid(config)
-    cv = lab2.cross_validate(grid, data, config, workers=1)
+    cv = lab2.cross_validate(grid, data, config)
     runs, _ = lab2.with_runs(grid)
     assert len(runs) < len(grid)                 # constant-rate configurations shared a run
     sets = lab2.fold_sets(data, config)

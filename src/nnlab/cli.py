@@ -8,7 +8,7 @@ import sys
 import time
 import traceback
 
-from nnlab import cache, experiments
+from nnlab import cache, execute, experiments
 from nnlab.config import ConfigError
 
 
@@ -60,6 +60,12 @@ def cmd_run(args) -> int:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_run_in_session(args) -> int:
+    """:func:`cmd_run` with the experiments' units on the Dask executor (:func:`nnlab.execute.session`)."""
+    with execute.session(scheduler=args.scheduler, workers=args.workers):
+        return cmd_run(args)
 
 
 def _split_assignment(text: str) -> tuple[str, str]:
@@ -140,7 +146,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"), help="where the batched engine trains")
     run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a config field (JSON value)")
-    run.set_defaults(func=cmd_run)
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="run the units on this Dask scheduler (default: $NNLAB_SCHEDULER, else a local cluster)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="worker processes of the local cluster (default: $NNLAB_WORKERS, else one per core)")
+    run.set_defaults(func=cmd_run_in_session)
     show = sub.add_parser("show", help="print an experiment's summary table")
     show.add_argument("name")
     show.add_argument("--profile", choices=cache.PROFILES, default=None)

@@ -4,8 +4,9 @@ The parameters of all models live in one flat tensor ``(M, P)``; the forward pas
 of it (:func:`nnlab.models.forward`, one batched matmul per layer), autograd returns the gradient as
 one ``(M, P)`` tensor, and Adam/SGD update it with a handful of whole-tensor operations whose
 arithmetic is that of ``torch.optim.Adam``/``SGD`` (CPU single-tensor path) on every model alone.
-Nothing in the loop copies a value to the host: losses go into preallocated tensors, and a model
-whose loss turns NaN/inf is frozen by masking its update on the device.
+Losses go into preallocated tensors, and a model whose loss turns NaN/inf is frozen by masking its
+update on the device; on a CPU, where reading a value costs nothing, the masking is skipped while
+every model trains (on a GPU nothing in the loop waits for the host).
 
     stream = shuffled_epochs(X, Y, batch_size=32, seeds=range(8))
     result = train(net, init_params(net, range(8)), stream, steps=2000, lr=[1e-3] * 8)
@@ -54,9 +55,8 @@ class ShuffledEpochs:
         gens = [torch.Generator().manual_seed(s) for s in self.seeds[:1 if self.shared else None]]
         while True:
             order = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(self.X.device)
-            Xe, Ye = self.X[order], self.Y[order]  # (M or 1, N, ...)
-            for s in range(0, N, B):
-                yield Xe[:, s:s + B], Ye[:, s:s + B]
+            for s in range(0, N, B):  # gathered a batch at a time: (M or 1, B, ...)
+                yield self.X[order[:, s:s + B]], self.Y[order[:, s:s + B]]
 
 
 class FreshBatches:
@@ -115,7 +115,8 @@ class Adam:
         self.t = 0
 
     def step(self, param, grad, alive):
-        """One update; ``alive`` (M, 1) is 1.0, or 0.0 for a frozen model (whose grad is zero)."""
+        """One update; ``alive`` (M, 1) is 1.0, or 0.0 for a frozen model (whose grad is zero), or the
+        number 1.0 when every model trains."""
         self.t += 1
         self.exp_avg.lerp_(grad, 1 - self.beta1)
         self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
@@ -239,6 +240,7 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
         X_eval, Y_eval = (t.to(dev) for t in eval_data)
     alive = torch.ones(M, dtype=torch.bool, device=dev)
     steps_alive = torch.zeros(M, dtype=torch.long, device=dev)  # = the step a frozen model diverged at
+    all_alive = True  # while True the masking below is skipped (a check on the host: a CPU only)
 
     eval_column = {s: k for k, s in enumerate(eval_steps)}
 
@@ -260,8 +262,10 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
                 # freeze a model once its loss or gradient is non-finite: zero gradient, zero step
                 alive &= torch.isfinite(losses) & torch.isfinite(grad.sum(1))
                 steps_alive += alive
-                training = alive.float()[:, None]  # 1.0, or 0.0 for a frozen model
-                grad.nan_to_num_(0.0, 0.0, 0.0).mul_(training)
+                all_alive = all_alive and dev.type == "cpu" and bool(alive.all())
+                training = 1.0 if all_alive else alive.float()[:, None]  # 1.0, or 0.0 for a frozen model
+                if not all_alive:
+                    grad.nan_to_num_(0.0, 0.0, 0.0).mul_(training)
                 opt.step(flat, grad, training)
         evaluate_at(steps)
         train_loss, eval_losses = train_loss.cpu().numpy(), eval_losses.cpu().numpy()

@@ -12,28 +12,23 @@ compared on the test set, as the seed did.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.model_selection import KFold
-from threadpoolctl import threadpool_limits
 
 from nnlab import scratch_net
 from nnlab.config import param
-from nnlab.progress import bar
+from nnlab.execute import map_units
 
 CHAPTER = "chapters/lab2-function-estimation.qmd"
 X_RANGE = (-5.0, 5.0)
 HYPER = ("nh1", "nh2", "activation", "l1", "epochs", "lr", "decay", "lr_final")
 RUN_KEY = ("nh1", "nh2", "activation", "l1", "lr", "decay", "lr_final", "run_epochs")
 CHUNK = 48          # models per batch: large enough to amortise Python, small enough for the cache
-WORKERS = 2         # processes for the grid (the book's machine has 2 cores); 1 for small grids
 
 
 def target(x):
@@ -183,9 +178,10 @@ def fit(runs: pd.DataFrame, sets: list[dict], config: Config, test_every: int = 
     return scratch_net.Trained(params, joined("train_loss"), joined("test_loss"), clipped)
 
 
-def _fit_one_core(args):
-    with threadpool_limits(limits=1, user_api="blas"):
-        return fit(*args)
+def _fit_group(args):
+    """One unit of the grid: :func:`fit` of a (shape, activation) group, and its CPU seconds."""
+    start = time.process_time()
+    return fit(*args), time.process_time() - start
 
 
 def fold_sets(data, config: Config) -> list[dict]:
@@ -195,23 +191,18 @@ def fold_sets(data, config: Config) -> list[dict]:
             for k, (tr, va) in enumerate(fold_indices(len(x), config.folds, config.seed))]
 
 
-def cross_validate(grid: pd.DataFrame, data, config: Config, workers: int = 2) -> dict:
+def cross_validate(grid: pd.DataFrame, data, config: Config) -> dict:
     """Final training and validation MSE of every configuration on every fold, (configs, K) each.
 
-    Groups (shape, activation) go to ``workers`` processes, each using one BLAS thread.
+    Each group (shape, activation) is one unit of :func:`nnlab.execute.map_units`.
     """
     runs, run_index = with_runs(grid)
     sets = fold_sets(data, config)
     groups = [g for _, g in runs.groupby(["nh1", "nh2", "activation"], sort=False)]
     groups.sort(key=lambda g: -(g["nh1"].iloc[0] * g["nh2"].iloc[0] * g["run_epochs"].sum()))
     test_every = int(np.gcd.reduce(grid["epochs"].to_numpy()))   # validation loss only where read
-    jobs = [(g, sets, config, test_every) for g in groups]
-    if workers > 1:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            fitted = list(bar(pool.map(_fit_one_core, jobs), total=len(jobs), desc="lab2 grid"))
-    else:
-        fitted = [_fit_one_core(job) for job in bar(jobs, desc="lab2 grid")]
+    done = map_units(_fit_group, [(g, sets, config, test_every) for g in groups], experiment="lab2 grid")
+    fitted = [trained for trained, _ in done]
     final = {"train": np.empty((len(grid), config.folds)), "val": np.empty((len(grid), config.folds))}
     for g, trained in zip(groups, fitted):
         for local, run in enumerate(g.index):
@@ -220,6 +211,7 @@ def cross_validate(grid: pd.DataFrame, data, config: Config, workers: int = 2) -
                 final["train"][row] = trained.train_loss[e, local]
                 final["val"][row] = trained.test_loss[e, local]
     final["n_runs"] = len(runs) * config.folds
+    final["cpu_seconds"] = sum(seconds for _, seconds in done)
     return final
 
 
@@ -296,12 +288,9 @@ def _plain(value):
 def run(config: Config) -> dict:
     data = make_data(config)
     grid = make_grid(config)
-    workers = WORKERS if len(grid) * config.folds >= 256 else 1
-    start, cpu = time.perf_counter(), os.times()
-    cv = cross_validate(grid, data, config, workers)
-    grid_seconds, end = time.perf_counter() - start, os.times()
-    grid_cpu = sum(getattr(end, f) - getattr(cpu, f)
-                   for f in ("user", "system", "children_user", "children_system"))
+    start = time.perf_counter()
+    cv = cross_validate(grid, data, config)
+    grid_seconds, grid_cpu = time.perf_counter() - start, cv["cpu_seconds"]
     grid["val_mean"] = cv["val"].mean(axis=1)
     grid["val_sd"] = cv["val"].std(axis=1, ddof=1)
     grid["train_mean"] = cv["train"].mean(axis=1)
@@ -345,7 +334,6 @@ def run(config: Config) -> dict:
         "n_runs": int(cv["n_runs"]),
         "grid_seconds": float(grid_seconds),
         "grid_cpu_seconds": float(grid_cpu),
-        "grid_workers": workers,
         "noise_train_mse": noise_mse(data, "train"),
         "noise_test_mse": noise_mse(data, "test"),
         "noise_test_quantile": noise_quantile(data, "test", config.noise_sd),

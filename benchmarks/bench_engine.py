@@ -1,0 +1,122 @@
+"""How close does the batched engine come to this machine's fp32 matmul peak on the book's networks?
+
+For the three networks Challenge 2 trains, at their batch sizes, with M models in one engine call
+(Adam, a fixed dataset shuffled per model), it prints the achieved FLOP/s (matmul FLOPs of forward
+and backward, ``Net.flops_per_sample``) against a large single-thread sgemm measured in the same run,
+and the time of the same model-steps done one model at a time in plain PyTorch (nn.Module,
+torch.optim.Adam, loss.item() every step). Every figure is the best of ``--repeats`` timings: the
+machine is shared, and the best timing is the least disturbed one. Last line:
+
+    engine: S_e a%, S_o b%, bell c% of fp32 peak; d x faster than one model at a time
+
+(a, b, c at the last M, 27 by default; d: all three workloads at that M together, batched against
+the same model-steps one model at a time). Times are CPU seconds (``time.process_time``), steadier
+than wall time when other processes share the cores.
+
+    .venv/bin/python benchmarks/bench_engine.py [--models 5 15 27] [--repeats 3] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from nnlab.models import Module, Net, init_params
+from nnlab.train import num_threads, shuffled_epochs, train
+
+# name: (network, batch size, steps timed per call, numbers of models: today's runs (final, sweep),
+# then 9 and 27, which the Challenge 2 rewrites batch: all seeds x teachers of one width)
+WORKLOADS = {
+    "S_e": (Net((100, 75, 50, 10, 1)), 128, 200, (3, 15, 9, 27)),                 # the exact student
+    "S_o": (Net((100, 200, 200, 200, 100, 1)), 128, 20, (3, 15, 9, 27)),          # over-parameterised
+    "bell": (Net((6,) + (50,) * 8 + (1,), residual=True), 20, 400, (2, 5, 9, 27)),  # Bell's residual net
+}
+
+
+def cpu_seconds(f) -> float:
+    """CPU seconds of ``f()``: on a shared machine far steadier than wall time (one thread runs it)."""
+    start = time.process_time()
+    f()
+    return time.process_time() - start
+
+
+def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an n x n fp32 matrix product on the current thread count (best of ``repeats``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    return 2 * n ** 3 / min(cpu_seconds(lambda: a @ b) for _ in range(repeats))
+
+
+def dataset(net: Net, batch: int):
+    """50 batches of inputs in [-1, 1] and a smooth target."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(50 * batch, net.widths[0], generator=g) * 2 - 1
+    return X, torch.sin(X.sum(1, keepdim=True))
+
+
+def batched_seconds(net: Net, batch: int, M: int, steps: int) -> float:
+    """CPU seconds per step of the engine training M models together (set-up included)."""
+    X, Y = dataset(net, batch)
+    seeds = list(range(M))
+    return cpu_seconds(lambda: train(net, init_params(net, seeds), shuffled_epochs(X, Y, batch, seeds), steps,
+                                     [1e-4 * 1.1 ** m for m in range(M)], threads=1)) / steps
+
+
+def one_model_seconds(net: Net, batch: int, steps: int) -> float:
+    """CPU seconds per step of one model trained the plain PyTorch way on the same kind of batches."""
+    X, Y = dataset(net, batch)
+    model = Module(net, init_params(net, [0]), 0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
+
+    def run():
+        for step in range(steps):
+            idx = order[(step * batch) % len(X):][:batch]
+            loss = F.mse_loss(model(X[idx]), Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss.item()
+    return cpu_seconds(run) / steps
+
+
+def best(f, repeats: int) -> float:
+    return min(f() for _ in range(repeats))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=int, nargs="+",
+                    help="numbers of models trained together (default: per network, today's and 9, 27; "
+                         "the last one gives the summary line)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="few steps (checks that it runs)")
+    args = ap.parse_args()
+    with num_threads(1):
+        print(f"torch {torch.__version__}, 1 thread, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+        peak = sgemm_peak()
+        print(f"sgemm 2048^3, 1 thread: {peak / 1e9:.1f} GFLOP/s")
+        percent, batched_total, one_total = {}, 0.0, 0.0
+        for name, (net, batch, steps, models) in WORKLOADS.items():
+            steps = max(3, steps // 20) if args.quick else steps
+            flops = net.flops_per_sample() * batch  # per model and step
+            one = best(lambda: one_model_seconds(net, batch, steps), args.repeats)
+            print(f"{name} {net.widths} batch {batch}: one model, plain PyTorch: {one * 1e3:.3f} ms/step "
+                  f"({flops / one / 1e9:.1f} GFLOP/s, {100 * flops / one / peak:.0f}% of peak)")
+            for M in args.models or models:
+                batched_seconds(net, batch, M, 3)  # warm-up
+                t = best(lambda: batched_seconds(net, batch, M, steps), args.repeats)
+                percent[name] = 100 * flops * M / t / peak
+                print(f"  {M:3d} models: {t * 1e3:7.3f} ms/step, {t / M * 1e3:.3f} ms per model-step, "
+                      f"{flops * M / t / 1e9:5.1f} GFLOP/s = {percent[name]:.0f}% of peak; "
+                      f"{one * M / t:.1f}x one model at a time")
+            batched_total += t * steps                     # the largest M
+            one_total += one * M * steps
+        print(f"engine: S_e {percent['S_e']:.0f}%, S_o {percent['S_o']:.0f}%, bell {percent['bell']:.0f}% "
+              f"of fp32 peak; {one_total / batched_total:.1f} x faster than one model at a time")
+
+
+if __name__ == "__main__":
+    main()
