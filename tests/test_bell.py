@@ -343,3 +343,27 @@ def test_t_quantile_matches_scipy(df):
     from scipy import stats
     for p in (0.9, 0.975):
         assert bell.t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-6)
+
+
+def test_gap_summaries_take_geometric_means_and_count_scrambles_as_draws():
+    import pandas as pd
+    from nnlab.experiments import bell_summary
+    # scramble r has ratio 2^(r - 1) for every seed: per-scramble ratios 1/2, 1, 2, 4
+    gaps = pd.DataFrame([{"polynomial": str(r), "kind": "main", "seed": s, "ratio": 2.0 ** (r - 1),
+                          "train_ratio": 1.0} for r in range(4) for s in range(3)]
+                        + [{"polynomial": "sobol", "kind": "sobol_matched", "seed": s, "ratio": 100.0,
+                            "train_ratio": 1.0} for s in range(3)])
+    by = bell_summary.gap_summary(gaps).set_index("polynomial")
+    assert by.loc["3", "ratio"] == pytest.approx(4) and by.loc["3", "low"] == pytest.approx(4)
+    effect = bell_summary.scramble_effect(gaps)           # the control is not a random scramble
+    assert effect["scrambles"] == 4 and effect["above_one"] == 2
+    assert effect["ratio"] == pytest.approx(2 ** 0.5)
+    half = bell.t_quantile(0.975, 3) * np.std(np.log(2.0) * np.arange(-1, 3), ddof=1) / 2
+    assert effect["high"] == pytest.approx(2 ** 0.5 * np.exp(half))
+
+
+def test_effective_dimension_counts_equally_important_variables():
+    from nnlab.experiments import bell_summary
+    linear = tuple((1, tuple(int(k == j) for k in range(6))) for j in range(6))
+    assert bell_summary.effective_dimension(linear) == pytest.approx(6)
+    assert bell_summary.effective_dimension(linear[:2]) == pytest.approx(2)
