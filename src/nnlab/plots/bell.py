@@ -4,6 +4,7 @@ B6 and its scrambles on one scale. ``res`` is the cached result of ``nnlab.exper
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 
 from nnlab.plots import style
@@ -23,6 +24,23 @@ def label(name: str) -> str:
 
 def colour(name: str) -> str:
     return COLOURS.get(name, COLOURS["scramble"])
+
+
+def _plain(value, _pos=None) -> str:
+    """A tick label as a plain number (0.002, 30, 1e-05), not 2 × 10^-3 mathtext."""
+    return f"{value:g}"
+
+
+def readable_log(ax, axis: str = "y") -> None:
+    """Log-axis ticks at 1, 2 and 5 times powers of ten, labelled as plain numbers; fewer when the
+    axis spans many decades."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    low, high = (ax.get_ylim() if axis == "y" else ax.get_xlim())
+    decades = np.log10(high / low) if low > 0 else 10
+    subs = (1.0, 2.0, 3.0, 5.0) if decades < 1.2 else (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
+    target.set_major_locator(mticker.LogLocator(subs=subs))
+    target.set_major_formatter(mticker.FuncFormatter(_plain))
+    target.set_minor_formatter(mticker.NullFormatter())
 
 
 def _variance(res, name: str) -> float:
@@ -55,6 +73,7 @@ def lr_tuning(res):
     axes[0].set(xscale="log", yscale="log", xlabel="learning rate", ylabel="MSE / Var f",
                 title="training set")
     axes[1].set(xscale="log", xlabel="learning rate", title="test set")
+    readable_log(axes[0])
     rates = sorted(runs.lr.unique())
     for ax in axes:
         ax.set_xticks(rates, [f"{lr:g}" for lr in rates], rotation=30)
@@ -81,6 +100,7 @@ def learning_curves(res, names=("B6", "0", "sobol")):
         ax.axvspan(main_epochs, res["epoch_test"].shape[-1] - 1, color="0.9", zorder=0)
         ax.set(yscale="log", xlabel="epoch")
     axes[0].set(ylabel="MSE / Var f", title="training (minibatch losses)")
+    readable_log(axes[0])
     axes[1].set(title="test set (after each epoch)")
     axes[1].text(main_epochs + 0.3, 0.97, "decay", transform=axes[1].get_xaxis_transform(),
                  va="top", fontsize=8)
@@ -114,6 +134,8 @@ def gap_distribution(res, concentration):
     axes[1].text(concentration["B6"], 0.97, " $B_6$", color=COLOURS["B6"], va="top", fontsize=9,
                  transform=axes[1].get_xaxis_transform())
     axes[1].set(yscale="log", xlabel="effective dimension $d_S$")
+    readable_log(axes[0])
+    readable_log(axes[1])
     return fig
 
 
@@ -165,10 +187,11 @@ def per_variable_errors(res, names=("B6", "0", "sobol")):
     for ax in axes:
         ax.set_xticks(x, [f"$x_{j + 1}$" for j in x])
         ax.set_yscale("log")
+        readable_log(ax)
     axes[0].set(ylabel=r"mean $|\hat f - f|$ along a sweep", title="values")
     axes[1].set(ylabel=r"mean $|\partial_j \hat f - \partial_j f|$ / mean $|\partial_j f|$",
                 title="derivatives")
-    axes[0].legend(loc="lower left", ncol=2)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=4)
     return fig
 
 
@@ -216,6 +239,8 @@ def sample_sizes(res, slopes):
                         alpha=1 if name == "B6" else 0.6,
                         label=f"{arch_label}, {label(name)}" if name in ("B6", "0") else None)
     ax.set(xscale="log", yscale="log", xlabel="training-set size $n$", ylabel="test MSE / Var f")
+    readable_log(ax, "x")
+    readable_log(ax, "y")
     ax.legend(loc="lower left", fontsize=8)
     return fig
 
