@@ -86,7 +86,7 @@ def local_cluster():
     """Two one-thread worker processes with nannies (which restart a dead worker), as session() makes."""
     from dask.distributed import LocalCluster
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
