@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import textwrap
+import types
+from dataclasses import dataclass
 
 import pytest
 
+from nnlab import cache, experiments
 from nnlab import fingerprint as fp
+from nnlab.config import param
 
 
 @pytest.fixture
@@ -59,3 +63,48 @@ def test_library_versions_enter_the_fingerprint(fake_package, monkeypatch):
     before = fp.fingerprint("nnlab.experiments.toy")
     monkeypatch.setattr(fp, "versions", lambda: {"torch": "9.9", "numpy": "2.4"})
     assert fp.fingerprint("nnlab.experiments.toy") != before
+
+
+@dataclass(frozen=True)
+class MemoConfig:
+    epochs: int = param(3, ge=1)
+
+
+@pytest.fixture
+def memo_experiment(fake_package, tmp_path, monkeypatch):
+    """Experiment 'toy' = the fake package's experiments/toy.py; records each import of it."""
+    imports = []
+    module = types.SimpleNamespace(__name__="nnlab.experiments.toy", CHAPTER="chapters/toy.qmd",
+                                   PROFILES={"full": MemoConfig(), "smoke": MemoConfig(epochs=1)})
+    monkeypatch.setattr(experiments, "get", lambda name: imports.append(name) or module)
+    monkeypatch.setattr(experiments, "available", lambda: ("toy",))
+    monkeypatch.setenv("NNLAB_CACHE", str(tmp_path / "cache"))
+    return imports
+
+
+def test_the_key_memo_skips_the_import_and_never_gives_a_stale_key(fake_package, memo_experiment):
+    first = cache.resolve("toy", "full")
+    assert memo_experiment == ["toy"] and first.key == cache.plan("toy", "full").key
+    del memo_experiment[:]
+    again = cache.resolve("toy", "full")
+    assert again.key == first.key and again.config is None and memo_experiment == []   # no import
+    deep = fake_package / "deep.py"
+    deep.write_text("# a comment\nk  =  2\n")                      # comment and spacing: same key
+    assert cache.resolve("toy", "full").key == first.key
+    deep.write_text("k = 3\n")                                     # code: a new key, the right one
+    edited = cache.resolve("toy", "full")
+    assert edited.key != first.key and edited.key == cache.plan("toy", "full").key
+    (fake_package / "helper.py").write_text("from . import deep\n\ndef double(x):\n    return 3 * x\n")
+    assert cache.resolve("toy", "full").key not in (first.key, edited.key)
+    assert cache.resolve("toy", "smoke").key == cache.plan("toy", "smoke").key
+
+
+def test_a_new_file_in_the_package_or_a_damaged_memo_means_recomputing(fake_package, memo_experiment):
+    cache.resolve("toy", "full")
+    (fake_package / "brand_new.py").write_text("x = 1\n")        # may change what an import names
+    del memo_experiment[:]
+    cache.resolve("toy", "full")
+    assert memo_experiment == ["toy"]
+    (cache.base_dir() / cache.MEMO).write_text("[1, 2")
+    del memo_experiment[:]
+    assert cache.resolve("toy", "full").key == cache.plan("toy", "full").key and memo_experiment
