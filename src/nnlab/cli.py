@@ -18,6 +18,8 @@ ENVIRONMENT = {
     "NNLAB_NO_COMPUTE": "1: never compute, fail naming the command to run (as the book's render does)",
     "NNLAB_DEVICE": "cpu (default) or cuda: where the batched engine trains",
     "NNLAB_THREADS": "torch CPU threads of a training call (default 1)",
+    "NNLAB_SCHEDULER": "tcp://HOST:PORT of a Dask scheduler for `nnlab run` (default: a local cluster)",
+    "NNLAB_WORKERS": "worker processes of the local Dask cluster (default: one per core)",
     "NNLAB_QUIET": "1: no progress output at all",
     "NNLAB_PROGRESS": "log: progress as periodic lines (set by `nnlab run` when stderr is not a terminal)",
     "NNLAB_PROGRESS_INTERVAL": "seconds between two progress lines in a log (default 30)",
