@@ -226,7 +226,7 @@ def sample_sizes(res, slopes):
     summary = res["summary"]
     runs = summary[summary.chosen & summary.polynomial.isin(slopes.polynomial.unique())]
     runs = runs[(runs.kind == "size_sweep") | (runs.architecture == "resnet")]
-    fig, ax = style.figure(1, 1, height=3.2, width=5.0)
+    fig, ax = style.figure(1, 1, height=3.0, width=style.TEXT_WIDTH)
     for arch, (arch_label, c) in ARCH.items():
         for name in sorted(slopes.polynomial.unique(), key=lambda n: n != "B6"):
             g = runs[(runs.architecture == arch) & (runs.polynomial == name)]
@@ -237,11 +237,12 @@ def sample_sizes(res, slopes):
                         yerr=[mean.values - lo.values, hi.values - mean.values],
                         fmt="o-" if name == "B6" else "s--", color=c, ms=4, capsize=2, lw=1,
                         alpha=1 if name == "B6" else 0.6,
-                        label=f"{arch_label}, {label(name)}" if name in ("B6", "0") else None)
+                        label=f"{arch_label}, $B_6$" if name == "B6" else
+                        f"{arch_label}, scrambles" if name == "0" else None)
     ax.set(xscale="log", yscale="log", xlabel="training-set size $n$", ylabel="test MSE / Var f")
     readable_log(ax, "x")
     readable_log(ax, "y")
-    ax.legend(loc="lower left", fontsize=8)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center")
     return fig
 
 
