@@ -4,10 +4,8 @@ An experiment names its units (a student, a group of seeds, a cross-validation g
 top-level function that computes one; :func:`map_units` runs them. Inside a :func:`session` the
 units are Dask tasks: on a ``LocalCluster`` of one-thread worker processes, one per core, or on an
 existing scheduler (``session(scheduler="tcp://host:8786")`` or $NNLAB_SCHEDULER). Outside a
-session, in a session of one local worker, and for a single unit when no scheduler was named, they
-run one after another in this process: a cluster costs seconds to start, which a chapter or a test
-in the smoke profile need not pay. The local cluster starts when the first units arrive (`nnlab run`
-of cached experiments starts none) and closes with the session.
+session, and in a session of one local worker, they run one after another in this process: a
+cluster costs seconds to start, which a chapter or a test in the smoke profile need not pay.
 
 Results never depend on that choice: every unit runs with one torch thread and one BLAS thread,
 with the caller's NNLAB_DEVICE, and seeds its own generators; results come back to the caller,
@@ -19,7 +17,6 @@ which alone writes the cache.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
@@ -123,25 +120,11 @@ def workers() -> int:
     return max(1, len(_session.connect().scheduler_info().get("workers", {})))
 
 
-def _usual_malloc() -> None:
-    """Undo the MALLOC_TRIM_THRESHOLD_ that Dask's nannies give their workers: with it glibc maps and
-    unmaps every array of 128 kB or more, and the units ran 4x slower than in a plain process."""
-    if not (os.environ.get("MALLOC_TRIM_THRESHOLD_") and sys.platform == "linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return
-    libc.mallopt(-3, 64 << 20)   # M_MMAP_THRESHOLD: map only arrays of 64 MB or more
-    libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: give memory back beyond 256 MB free
-
-
 def run_unit(fn: Callable, unit, device: str | None = None):
     """``fn(unit)`` with one torch and one BLAS thread and the caller's NNLAB_DEVICE: how every
     unit runs, in this process or on a worker."""
     import torch  # here, not at the top: this module is in the cache key of numpy-only experiments
 
-    _usual_malloc()
     before = os.environ.get("NNLAB_DEVICE"), torch.get_num_threads()
     if device is not None:
         os.environ["NNLAB_DEVICE"] = device
