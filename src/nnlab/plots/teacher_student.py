@@ -456,7 +456,7 @@ def recovery_table(res, config):
             early = when <= steps[len(steps) // 2]
             switching = (activity[i] > 0.1) & (activity[i] < 0.9)
             rows.append({"student": name, "teacher": i, "half_step": half,
-                         "early_switching": (early & switching).sum() / max(1, early.sum()),
+                         "early_switching": (early & switching).sum() / early.sum() if early.any() else np.nan,
                          "never_switching": np.isnan(when[switching]).mean(),
                          "never_other": np.isnan(when[~switching]).mean()})
     return pd.DataFrame(rows)
