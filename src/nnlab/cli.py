@@ -97,6 +97,7 @@ WORKER_ENVIRON = {"MALLOC_TRIM_THRESHOLD_": str(256 << 20), "MALLOC_MMAP_THRESHO
 def cmd_run_in_session(args) -> int:
     """:func:`cmd_run` with the experiments' units on the Dask executor (:func:`nnlab.execute.session`)."""
     import dask
+    import dask.distributed  # noqa: F401 (defines the distributed.* config)
 
     environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENVIRON.items()}
     with dask.config.set(environ), execute.session(scheduler=args.scheduler, workers=args.workers):
