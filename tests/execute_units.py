@@ -56,3 +56,8 @@ def same(a: dict, b: dict) -> bool:
 
 def pid(_) -> int:
     return os.getpid()
+
+
+def environ(names) -> dict:
+    """The worker's values of the environment variables ``names``."""
+    return {name: os.environ.get(name) for name in names}

@@ -87,20 +87,9 @@ def cmd_run(args) -> int:
     return 0
 
 
-# glibc's allocation for the local cluster's workers. Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536,
-# which also pins glibc's mmap threshold at 128 kB: every larger array is mapped and unmapped, and the
-# units ran 4x slower than in a plain process. Set here, where the cluster is configured, and not in
-# nnlab.execute (which is in the experiments' cache keys): it changes speed, never results.
-WORKER_ENVIRON = {"MALLOC_TRIM_THRESHOLD_": str(256 << 20), "MALLOC_MMAP_THRESHOLD_": str(64 << 20)}
-
-
 def cmd_run_in_session(args) -> int:
     """:func:`cmd_run` with the experiments' units on the Dask executor (:func:`nnlab.execute.session`)."""
-    import dask
-    import dask.distributed  # noqa: F401 (defines the distributed.* config)
-
-    environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENVIRON.items()}
-    with dask.config.set(environ), execute.session(scheduler=args.scheduler, workers=args.workers):
+    with execute.session(scheduler=args.scheduler, workers=args.workers):
         return cmd_run(args)
 
 

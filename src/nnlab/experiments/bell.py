@@ -53,9 +53,9 @@ class Config:
     lrs: tuple[float, ...] = param((1e-3, 2e-3, 4e-3), gt=0, each=True)
     extend: int = param(2, ge=0)              # at most this many rates added beyond an edge
     seeds: tuple[int, ...] = param((0, 1, 2), ge=0, each=True)
-    sizes: tuple[int, ...] = param((1000, 2000, 5000, 10_000, 30_000), ge=1, each=True)
+    sizes: tuple[int, ...] = param((1000, 3000, 10_000, 30_000, 100_000), ge=1, each=True)
     min_steps: int = param(16_500, ge=1)      # size sweep: small sets train for more epochs
-    size_scrambles: int = param(1, ge=0, le=len(SCRAMBLES))
+    size_scrambles: int = param(2, ge=0, le=len(SCRAMBLES))
     size_seeds: tuple[int, ...] = param((0, 1), ge=0, each=True)   # a subset of seeds
     shallow_lrs: tuple[float, ...] = param((1e-3, 2e-3, 4e-3), gt=0, each=True)
     data_seed: int = param(2024, ge=0)
