@@ -9,9 +9,12 @@ machine is shared, and the best timing is the least disturbed one. Last line:
 
     engine: S_e a%, S_o b%, bell c% of fp32 peak; d x faster than one model at a time
 
-(a, b, c at the last M, 27 by default; d: all three workloads at that M together, batched against
-the same model-steps one model at a time). Times are CPU seconds (``time.process_time``), steadier
-than wall time when other processes share the cores.
+a, b, c at the number of models the experiments batch in one engine call (teacher_student: S_e's
+lr sweep, 3 teachers x 5 rates = 15; S_o's, one teacher x 5 rates = 5; bell: one polynomial's
+3 rates x 3 seeds = 9); d: all three workloads at those numbers together, batched against the same
+model-steps one model at a time. 27 models (what a bigger batch would give) is printed above it.
+Times are CPU seconds (``time.process_time``), steadier than wall time when other processes share
+the cores.
 
     .venv/bin/python benchmarks/bench_engine.py [--models 5 15 27] [--repeats 3] [--quick]
 """
@@ -26,12 +29,11 @@ import torch.nn.functional as F
 from nnlab.models import Module, Net, init_params
 from nnlab.train import num_threads, shuffled_epochs, train
 
-# name: (network, batch size, steps timed per call, numbers of models: today's runs (final, sweep),
-# then 9 and 27, which the Challenge 2 rewrites batch: all seeds x teachers of one width)
+# name: (network, batch size, steps timed per call, models the experiment batches, other numbers of models)
 WORKLOADS = {
-    "S_e": (Net((100, 75, 50, 10, 1)), 128, 200, (3, 15, 9, 27)),                 # the exact student
-    "S_o": (Net((100, 200, 200, 200, 100, 1)), 128, 20, (3, 15, 9, 27)),          # over-parameterised
-    "bell": (Net((6,) + (50,) * 8 + (1,), residual=True), 20, 400, (2, 5, 9, 27)),  # Bell's residual net
+    "S_e": (Net((100, 75, 50, 10, 1)), 128, 200, 15, (3, 27)),                   # the exact student
+    "S_o": (Net((100, 200, 200, 200, 100, 1)), 128, 20, 5, (1, 27)),            # over-parameterised
+    "bell": (Net((6,) + (50,) * 8 + (1,), residual=True), 20, 400, 9, (2, 27)),  # Bell's residual net
 }
 
 
@@ -89,33 +91,35 @@ def best(f, repeats: int) -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=int, nargs="+",
-                    help="numbers of models trained together (default: per network, today's and 9, 27; "
-                         "the last one gives the summary line)")
+                    help="numbers of models trained together (default: per network, a few; the summary "
+                         "line is always at the number the experiment batches)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="few steps (checks that it runs)")
     args = ap.parse_args()
     with num_threads(1):
         print(f"torch {torch.__version__}, 1 thread, CPU capability {torch.backends.cpu.get_cpu_capability()}")
         percent, batched_total, one_total = {}, 0.0, 0.0
-        for name, (net, batch, steps, models) in WORKLOADS.items():
+        for name, (net, batch, steps, used, others) in WORKLOADS.items():
             steps = max(3, steps // 20) if args.quick else steps
             flops = net.flops_per_sample() * batch  # per model and step
             one = best(lambda: one_model_seconds(net, batch, steps), args.repeats)
             print(f"{name} {net.widths} batch {batch}: one model, plain PyTorch: {one * 1e3:.3f} ms/step "
                   f"({flops / one / 1e9:.1f} GFLOP/s)")
-            for M in args.models or models:
+            for M in sorted(set(args.models or others) | {used}):
                 batched_seconds(net, batch, M, 3)  # warm-up
                 # the peak is measured next to every timing: the load of a shared machine drifts
                 t, peak = float("inf"), 0.0
                 for _ in range(args.repeats):
                     peak = max(peak, sgemm_peak(repeats=2))
                     t = min(t, batched_seconds(net, batch, M, steps))
-                percent[name] = 100 * flops * M / t / peak
+                share = 100 * flops * M / t / peak
                 print(f"  {M:3d} models: {t * 1e3:7.3f} ms/step, {t / M * 1e3:.3f} ms per model-step, "
-                      f"{flops * M / t / 1e9:5.1f} GFLOP/s = {percent[name]:.0f}% of sgemm's {peak / 1e9:.0f}; "
-                      f"{one * M / t:.1f}x one model at a time")
-            batched_total += t * steps                     # the last M
-            one_total += one * M * steps
+                      f"{flops * M / t / 1e9:5.1f} GFLOP/s = {share:.0f}% of sgemm's {peak / 1e9:.0f}; "
+                      f"{one * M / t:.1f}x one model at a time" + ("  (as the experiment)" if M == used else ""))
+                if M == used:
+                    percent[name] = share
+                    batched_total += t * steps
+                    one_total += one * M * steps
         print(f"engine: S_e {percent['S_e']:.0f}%, S_o {percent['S_o']:.0f}%, bell {percent['bell']:.0f}% "
               f"of fp32 peak; {one_total / batched_total:.1f} x faster than one model at a time")
 
