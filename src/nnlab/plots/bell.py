@@ -27,8 +27,8 @@ def colour(name: str) -> str:
 
 
 def _plain(value, _pos=None) -> str:
-    """A tick label as a plain number (0.002, 30, 1e-05), not 2 × 10^-3 mathtext."""
-    return f"{value:g}"
+    """A tick label as a plain decimal number (0.002, 30, 0.00005), never 2e-05 or 2 × 10^-3."""
+    return np.format_float_positional(value, trim="-").replace("-", "−")
 
 
 def readable_log(ax, axis: str = "y") -> None:
@@ -151,7 +151,7 @@ def one_point_sweeps(res, name: str, partial: bool = False):
     p, grid = _index(res, name), res["grid"]
     key = "step6_" + ("{}_partial" if partial else "{}")
     target, models = res[key.format("target")][p], res[key.format("model")][p]
-    fig, axes = style.figure(2, 3, height=4.2, sharex=True)
+    fig, axes = style.figure(2, 3, height=4.4, sharex=True)
     short = label(name).split(" (")[0].strip("$")
     for j, ax in enumerate(axes.flat):
         ax.plot(grid, target[j], color="k", lw=2.5, alpha=0.45, label="target")
@@ -160,8 +160,8 @@ def one_point_sweeps(res, name: str, partial: bool = False):
                     label="networks" if s == 0 else None)
         ax.set_ylabel(rf"$\partial {short}/\partial x_{j + 1}$" if partial else f"${short}$", labelpad=1)
         ax.axvline(res["base_point"][j], color="k", lw=0.6, ls=":")
-        if j >= 3:
-            ax.set_xlabel(f"$x_{j + 1}$")
+        ax.set_xlabel(f"$x_{j + 1}$", labelpad=1)  # every panel sweeps its own variable
+        ax.tick_params(labelbottom=True)
     axes.flat[0].legend(loc="upper left")
     return fig
 
