@@ -11,7 +11,11 @@ from nnlab import report
 def test_num_is_plain_text_with_a_true_minus_and_whole_integers():
     assert report.num(np.int64(481)) == "481"               # never np.int64(481)
     assert report.num(np.float64(-0.26981), 4) == "−0.2698"  # U+2212, not a hyphen (a list marker)
-    assert report.num(12500.0) == "12500"                   # counts are never 1.25 × 10⁴
+    assert report.num(12500.0) == "12,500"                  # counts are never 1.25 × 10⁴, and are grouped
+    assert report.num(-1250) == "−1,250" and report.num(999) == "999"
+    assert report.num(26641.3, 5) == "26,641" and report.num(-1234.5, 6) == "−1,234.5"
+    assert report.num(float("inf")) == "inf"
+    assert report.seq([0, 1000], brackets="{}") == "{0, 1000}"   # no thousands comma inside a list
     assert report.num(-0.0) == "0"                          # no −0 sentinel
     assert report.num(26640.87) == "2.66 × 10⁴"
     assert report.num(float("nan")) == "–"

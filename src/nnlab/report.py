@@ -13,20 +13,26 @@ from pandas.api.types import is_numeric_dtype
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def num(x, digits: int = 3, zeros: bool = False) -> str:
+def num(x, digits: int = 3, zeros: bool = False, group: bool = True) -> str:
     """``x`` to ``digits`` significant figures, as plain text (a true minus sign, no numpy repr);
-    ``zeros=True`` keeps trailing zeros (``0.900``), so that a table column has one precision."""
+    whole numbers in full; thousands grouped by commas (1,250, 26,641.3); ``zeros=True`` keeps
+    trailing zeros (``0.900``), so that a table column has one precision; ``group=False`` for a
+    number in a comma-separated list. (An identifier such as a seed or a year is no quantity: print
+    it with ``str``.)"""
     x = float(x)
     if _math.isnan(x):
         return "–"
     if x == 0:
         return "0"
-    if x.is_integer() and abs(x) < 1e9:  # counts, epochs, seeds: every digit, never 1.2 × 10³
-        return str(int(x)).replace("-", "−")
+    if x.is_integer() and abs(x) < 1e9:  # counts, epochs: every digit, never 1.2 × 10³
+        return f"{int(x):{',' if group else ''}}".replace("-", "−")
     text = f"{x:{'#' if zeros else ''}.{digits}g}".rstrip(".")
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    elif group and _math.isfinite(x) and abs(x) >= 1000:
+        whole, point, fraction = text.partition(".")
+        text = f"{int(whole):,}{point}{fraction}"
     return text.replace("-", "−")
 
 
@@ -83,8 +89,9 @@ def sci(x, digits: int = 1) -> str:
 
 
 def seq(values, digits: int = 3, brackets: str = "()") -> str:
-    """A tuple of numbers as plain text, ``(2, 1, −3)``; ``brackets=""`` gives a bare list."""
-    inner = ", ".join(num(v, digits) for v in values)
+    """A tuple of numbers as plain text, ``(2, 1, −3)``; ``brackets=""`` gives a bare list (no
+    thousands commas inside it: ``{0, 1000}``)."""
+    inner = ", ".join(num(v, digits, group=False) for v in values)
     return f"{brackets[:1]}{inner}{brackets[1:]}"
 
 
