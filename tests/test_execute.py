@@ -99,6 +99,13 @@ def test_units_on_two_local_workers_are_identical(local_cluster, reference):
     assert os.getpid() not in where
 
 
+def test_a_local_session_prints_its_dashboard_address(capsys):
+    with execute.session(workers=2):
+        execute.map_units(abs, [-1, -2], experiment="dashboard")
+    err = capsys.readouterr().err
+    assert "dashboard http://127.0.0.1:" in err, err
+
+
 def test_local_workers_get_the_allocation_environment(monkeypatch):
     """Without it Dask's nanny pins glibc's mmap threshold (MALLOC_TRIM_THRESHOLD_=65536): units 3-4x slower."""
     for name in execute.WORKER_ENVIRON:  # Dask leaves the variables in this process: start without them
