@@ -26,11 +26,6 @@ def colour(name: str) -> str:
     return COLOURS.get(name, COLOURS["scramble"])
 
 
-def _plain(value, _pos=None) -> str:
-    """A tick label as a plain decimal number (0.002, 30, 0.00005), never 2e-05 or 2 × 10^-3."""
-    return np.format_float_positional(value, trim="-").replace("-", "−")
-
-
 def readable_log(ax, axis: str = "y") -> None:
     """Log-axis ticks at 1, 2 and 5 times powers of ten, labelled as plain numbers; fewer when the
     axis spans many decades."""
@@ -39,7 +34,7 @@ def readable_log(ax, axis: str = "y") -> None:
     decades = np.log10(high / low) if low > 0 else 10
     subs = (1.0, 2.0, 3.0, 5.0) if decades < 1.2 else (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
     target.set_major_locator(mticker.LogLocator(subs=subs))
-    target.set_major_formatter(mticker.FuncFormatter(_plain))
+    target.set_major_formatter(mticker.FuncFormatter(style.plain_number))
     target.set_minor_formatter(mticker.NullFormatter())
 
 

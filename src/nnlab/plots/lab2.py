@@ -78,7 +78,7 @@ def ranking_table(res, n: int) -> pd.DataFrame:
 def _plain(value, _=None) -> str:
     """A log-axis tick as a plain number, and only at 1, 2 and 5 times a power of ten."""
     lead = round(value / 10 ** np.floor(np.log10(value))) if value > 0 else 0
-    return f"{value:g}" if lead in (1, 2, 5) else ""
+    return style.plain_number(value) if lead in (1, 2, 5) else ""
 
 
 def _plain_log(ax):

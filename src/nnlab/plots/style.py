@@ -35,6 +35,14 @@ def figure(nrows: int = 1, ncols: int = 1, height: float | None = None, width: f
     return plt.subplots(nrows, ncols, figsize=(width, height), layout="constrained", **kw)
 
 
+def plain_number(value, _pos=None) -> str:
+    """A tick label as a plain decimal number (0.002, 30, 0.00005), never 5e-05 or 2 × 10⁻³
+    (a matplotlib tick formatter: ``FuncFormatter(plain_number)``)."""
+    import numpy as np
+
+    return np.format_float_positional(value, trim="-").replace("-", "−")
+
+
 def log_ticks(ax, axis: str = "y") -> None:
     """Readable ticks on a log axis: 1, 2 and 5 times powers of ten, labelled as plain numbers
     (0.001, 20, 5000) when the axis spans at most 2.5 decades, powers of ten alone beyond that."""
@@ -45,7 +53,7 @@ def log_ticks(ax, axis: str = "y") -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
     lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
     span = math.log10(hi / lo) if lo > 0 and hi > 0 else 99
-    plain = ticker.FuncFormatter(lambda v, _: f"{v:g}".replace("-", "−"))
+    plain = ticker.FuncFormatter(plain_number)
     if span <= 2.5:
         target.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
         target.set_major_formatter(plain)

@@ -24,7 +24,7 @@ def _plain(ax, axis: str = "y"):
     """Log-axis ticks at 1, 2, 5 x 10^k written as plain numbers (0.2, 0.5, 1), no minor labels."""
     target = getattr(ax, f"{axis}axis")
     target.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_major_formatter(FuncFormatter(style.plain_number))
     target.set_minor_formatter(NullFormatter())
 
 
