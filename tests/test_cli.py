@@ -2,6 +2,7 @@
 or belonging to the user is ever lost."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -261,6 +262,23 @@ def test_progress_in_a_log_is_one_line_per_update(monkeypatch, capsys):
     monkeypatch.setenv("NNLAB_PROGRESS", "")
     list(progress.bar(range(3), desc="demo"))                # not a terminal, no log asked: silent
     assert capsys.readouterr().err == ""
+
+
+def test_a_log_shared_by_stdout_and_stderr_keeps_every_line_whole(monkeypatch):
+    """`nnlab run > log 2>&1`: a result line printed while a bar is open starts a line of its own."""
+    monkeypatch.setenv("NNLAB_PROGRESS", "log")
+    monkeypatch.setenv("NNLAB_PROGRESS_INTERVAL", "0")
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", log)
+    monkeypatch.setattr(sys, "stderr", log)
+    with progress.bar(total=2, desc="demo") as bar:
+        bar.update()
+        progress.write("result line")
+        bar.update()
+    lines = log.getvalue().split("\n")
+    assert "result line" in lines and "\r" not in log.getvalue() and lines[-1] == ""
+    statuses = [line for line in lines if line.startswith("demo:")]
+    assert [line.split(" (")[0] for line in statuses] == ["demo: 0/2", "demo: 1/2", "demo: 2/2"]
 
 
 def test_run_reports_experiments_done_in_a_log(toy_experiment, monkeypatch, capsys):  # noqa: F811

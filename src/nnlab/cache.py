@@ -657,15 +657,22 @@ def _library_versions() -> dict:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (results of one key differ in the last digits between CPUs)."""
+    """The CPU: its model name with family/model/stepping (a virtual machine may say only "AMD EPYC",
+    which hides the generation) and the vector instructions torch uses, "AMD EPYC (25/17/1, AVX512)":
+    results of one key can differ in the last digits between CPUs."""
     import platform
+
+    import torch
+    fields = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            name, _, value = line.partition(":")
+            fields.setdefault(name.strip().lower(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    ids = "/".join(fields[k] for k in ("cpu family", "model", "stepping") if k in fields)
+    return f"{name} ({ids + ', ' if ids else ''}{torch.backends.cpu.get_cpu_capability()})"
 
 
 def compute(p: Planned, force: bool = False) -> Result:

@@ -13,7 +13,24 @@ import sys
 
 from tqdm import tqdm
 
-LOG_FORMAT = "\n{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) after {elapsed}, about {remaining} to go"
+LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) after {elapsed}, about {remaining} to go"
+
+
+class LogLines:
+    """A log file as tqdm's output: every status it draws becomes one whole line (no carriage
+    returns, no padding, a repeated status once), so lines printed to a shared stdout never join it."""
+
+    def __init__(self, file):
+        self.file, self.last = file, None
+
+    def write(self, text: str) -> None:
+        line = text.strip()
+        if line and line != self.last:
+            self.file.write(line + "\n")
+        self.last = line or self.last
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 def quiet() -> bool:
@@ -31,7 +48,7 @@ def bar(iterable=None, **kw):
     kw.setdefault("file", sys.stderr)
     if log_mode():
         interval = float(os.environ.get("NNLAB_PROGRESS_INTERVAL", "30"))
-        kw.update(disable=False, position=0, ascii=True, leave=True)  # one line per refresh, no cursor moves
+        kw.update(disable=False, position=0, ascii=True, leave=True, file=LogLines(kw["file"]))
         kw.setdefault("delay", interval)          # a loop shorter than that prints nothing
         kw.setdefault("mininterval", interval)
         kw.setdefault("maxinterval", max(interval, 10.0))

@@ -503,6 +503,14 @@ def gaps(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def size_rows(summary: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """The runs of the sample-size experiment: the size-sweep polynomials at their chosen rates with
+    the size seeds; at n_train the residual net's runs are those of the main comparison."""
+    return summary[summary.polynomial.isin(size_names(config)) & summary.chosen &
+                   summary.seed.isin(config.size_seeds) &
+                   ((summary.kind == "size_sweep") | (summary.n_train == config.n_train))]
+
+
 def slopes(summary: pd.DataFrame) -> pd.DataFrame:
     """Per architecture, polynomial and seed: the least-squares slope of log relative test MSE
     against log n over the sizes (the rate at which the error falls with the sample size)."""
@@ -541,9 +549,6 @@ def run(config: Config) -> dict:
     for (a, n), out in zip(plan, second):
         rows += run_rows(out["runs"], "size_sweep", a, n, chosen[a], config)
     summary = pd.DataFrame(rows)
-    # the size sweep at n_train reuses the main runs of the residual net
-    size_rows = summary[summary.polynomial.isin(sized) & summary.chosen & summary.seed.isin(config.size_seeds) &
-                        ((summary.kind == "size_sweep") | (summary.n_train == config.n_train))]
 
     arrays = {}
     for key in ("epoch_train", "epoch_test", "fine_train"):
@@ -557,7 +562,7 @@ def run(config: Config) -> dict:
     unit_seconds = {f"main {p}": main[p]["seconds"] for p in names} | {"shallow tuning": shallow["seconds"]} \
         | {f"size {a} {n}": out["seconds"] for (a, n), out in zip(plan, second)}
     return arrays | {
-        "summary": summary, "gaps": gaps(summary), "slopes": slopes(size_rows),
+        "summary": summary, "gaps": gaps(summary), "slopes": slopes(size_rows(summary, config)),
         "sensitivity": pd.DataFrame([r for p in names for r in main[p]["sensitivity"]]),
         "per_variable": pd.concat([main[p]["per_variable"] for p in names], ignore_index=True),
         "polynomials": np.array(names, dtype="U8"), "seeds": np.array(config.seeds),

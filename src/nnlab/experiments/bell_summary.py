@@ -66,16 +66,6 @@ def slope_difference(slopes: pd.DataFrame, polynomials_: list[str]) -> dict:
     return {"difference": float(mean), "ci": float(half), "pairs": len(wide)}
 
 
-def size_rows(summary: pd.DataFrame, config) -> pd.DataFrame:
-    """The runs of the sample-size experiment: the size-sweep polynomials at their chosen rates with
-    the size seeds, the residual net at the main size taken from the main comparison (the selection
-    ``bell.run`` fits its slopes on)."""
-    from nnlab.experiments.bell import size_names
-    return summary[summary.polynomial.isin(size_names(config)) & summary.chosen &
-                   summary.seed.isin(config.size_seeds) &
-                   ((summary.kind == "size_sweep") | (summary.n_train == config.n_train))]
-
-
 def size_errors(rows: pd.DataFrame) -> pd.DataFrame:
     """Geometric mean over seeds of the relative test MSE, per (architecture, polynomial) and size."""
     log = np.log(rows.final_test_mse_rel)
