@@ -12,7 +12,9 @@ machine is shared, and the best timing is the least disturbed one. Last line:
 a, b, c at the number of models the experiments batch in one engine call (teacher_student: S_e's
 lr sweep, 3 teachers x 5 rates = 15; S_o's, one teacher x 5 rates = 5; bell: one polynomial's
 3 rates x 3 seeds = 9); d: all three workloads at those numbers together, batched against the same
-model-steps one model at a time. 27 models (what a bigger batch would give) is printed above it.
+model-steps one model at a time. 27 models (what a bigger batch would give) is printed above it, and
+at the experiment's number the time of the step's matrix products and of its Adam update called alone
+(what the step costs without per-operation overhead and the elementwise work).
 Times are CPU seconds (``time.process_time``), steadier than wall time when other processes share
 the cores.
 
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from nnlab.models import Module, Net, init_params
-from nnlab.train import num_threads, shuffled_epochs, train
+from nnlab.train import Adam, num_threads, shuffled_epochs, train
 
 # name: (network, batch size, steps timed per call, models the experiment batches, other numbers of models)
 WORKLOADS = {
@@ -84,6 +86,27 @@ def one_model_seconds(net: Net, batch: int, steps: int) -> float:
     return cpu_seconds(run) / steps
 
 
+def kernel_seconds(net: Net, batch: int, M: int, repeats: int = 20) -> tuple[float, float]:
+    """CPU seconds per step of the two kernel groups a training step cannot do without, called alone
+    exactly as autograd calls them: every layer's matrix products (forward baddbmm, input-gradient
+    bmm except layer 0, weight-gradient bmm) and the Adam update of the (M, P) parameters."""
+    g = torch.Generator().manual_seed(0)
+    layers = [(torch.randn(M, batch, i, generator=g), torch.randn(M, o, i, generator=g),
+               torch.randn(M, o, generator=g), torch.randn(M, batch, o, generator=g)) for i, o in net.layers]
+
+    def matmuls():
+        for l, (x, W, b, dz) in enumerate(layers):
+            torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2))
+            if l:
+                torch.bmm(dz, W)
+            torch.bmm(x.transpose(1, 2), dz)
+    flat, grad = torch.randn(M, net.n_params(), generator=g), torch.randn(M, net.n_params(), generator=g)
+    adam = Adam(flat, torch.full((repeats + 1, M), 1e-4, dtype=torch.float64))
+    matmuls(), adam.step(flat, grad, 1.0)  # warm-up
+    return (cpu_seconds(lambda: [matmuls() for _ in range(repeats)]) / repeats,
+            cpu_seconds(lambda: [adam.step(flat, grad, 1.0) for _ in range(repeats)]) / repeats)
+
+
 def best(f, repeats: int) -> float:
     return min(f() for _ in range(repeats))
 
@@ -117,6 +140,10 @@ def main():
                       f"{flops * M / t / 1e9:5.1f} GFLOP/s = {share:.0f}% of sgemm's {peak / 1e9:.0f}; "
                       f"{one * M / t:.1f}x one model at a time" + ("  (as the experiment)" if M == used else ""))
                 if M == used:
+                    mm, opt = (min(v) for v in zip(*(kernel_seconds(net, batch, M) for _ in range(args.repeats))))
+                    print(f"       of which kernels alone: matmuls {mm / M * 1e3:.3f} + Adam {opt / M * 1e3:.3f} "
+                          f"ms per model-step ({100 * (mm + opt) / t:.0f}% of the step; the rest is elementwise "
+                          f"work, copies and autograd)")
                     percent[name] = share
                     batched_total += t * steps
                     one_total += one * M * steps
