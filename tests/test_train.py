@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nnlab.models import Module, Net, evaluate, forward, init_params
+from nnlab.models import Module, Net, batch_loss, evaluate, forward, init_params, loss_and_gradient
 from nnlab.train import SGD, Adam, fresh_batches, shuffled_epochs, step_decay, train
 
 torch.set_num_threads(1)
@@ -67,6 +67,31 @@ def test_batched_equals_separate_runs(net, optimizer, loss, lrs):
         assert np.max(np.abs(result.train_loss[m] - losses) / np.abs(losses)) <= RTOL
         assert_same_params(result.params, m, history[-1])
     assert losses[-7:].mean() < 0.5 * losses[0]  # it did learn something (the comparison is not of idle runs)
+
+
+@pytest.mark.parametrize("net, loss, shared", [
+    (Net((3, 16, 16, 1)), "mse", False),
+    (Net((3, 12, 12, 12, 2), residual=True), "mse", True),
+    (Net((3, 12, 12, 12, 4), activation="tanh", residual=True), "xent", False),
+    (Net((6, 50, 50, 50, 1), residual=True), "mse", False),
+    (Net((100, 75, 50, 10, 1)), "mse", False),
+])
+def test_loss_and_gradient_is_autograd_bit_for_bit(net, loss, shared):
+    """The engine's hand-written backward gives autograd's losses and gradients to the last bit."""
+    M, B = 4, 20
+    g = torch.Generator().manual_seed(5)
+    params = init_params(net, range(M))
+    x = torch.randn(1 if shared else M, B, net.widths[0], generator=g).expand(M, B, net.widths[0])
+    y = torch.randint(net.widths[-1], (M, B), generator=g) if loss == "xent" else \
+        torch.randn(M, B, net.widths[-1], generator=g)
+    leaves = [t.clone().requires_grad_() for layer in params for t in layer]
+    pairs = list(zip(leaves[::2], leaves[1::2]))
+    reference = batch_loss(forward(net, pairs, x), y, loss)
+    expected = torch.autograd.grad(reference.sum(), leaves)
+    grads = [(torch.empty_like(W), torch.empty_like(b)) for W, b in params]
+    losses = loss_and_gradient(net, params, x, y, loss, grads)
+    assert torch.equal(losses, reference.detach())
+    assert all(torch.equal(ours, theirs) for ours, theirs in zip([t for pair in grads for t in pair], expected))
 
 
 @pytest.mark.parametrize("ours, reference", [(Adam, torch.optim.Adam), (SGD, torch.optim.SGD)])

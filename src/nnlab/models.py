@@ -92,6 +92,48 @@ def forward(net: Net, params, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+ACTIVATION_GRADIENTS = {"relu": lambda g, a: torch.ops.aten.threshold_backward(g, a, 0),
+                        "tanh": torch.ops.aten.tanh_backward}  # autograd's own formulas, in terms of act(z)
+
+
+@torch.no_grad()
+def loss_and_gradient(net: Net, params, x: torch.Tensor, y: torch.Tensor, loss: str, grads) -> torch.Tensor:
+    """Mean loss ``(M,)`` of every model on its batch, and the gradient of their sum written into
+    ``grads`` (``[(dW, db)]`` shaped like ``params``, typically views of one flat buffer).
+
+    The numbers are autograd's on :func:`forward` + :func:`batch_loss`, bit for bit: the same kernels
+    on the same operands (dW^T = x^T dz and dx = dz W as ``BaddbmmBackward`` computes them, db = dz
+    summed over the batch, the activation's backward on its output, a residual's two gradients added),
+    but without recording a graph, and every dW is written straight into ``grads`` (autograd would
+    copy it twice: out of its transposed layout, then into the concatenated flat gradient).
+    """
+    act, backward = ACTIVATIONS[net.activation], ACTIVATION_GRADIENTS[net.activation]
+    skips, last = net.skips(), len(params) - 1
+    inputs, outputs = [], []  # of every layer: its input, and act(z) for the hidden ones
+    for l, (W, b) in enumerate(params):
+        inputs.append(x)
+        z = torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2))
+        if l < last:
+            outputs.append(act(z))
+            x = x + outputs[-1] if skips[l] else outputs[-1]
+    with torch.enable_grad():  # the loss's own gradient: autograd on the loss alone
+        out = z.requires_grad_()
+        losses = batch_loss(out, y, loss)
+        (dz,) = torch.autograd.grad(losses.sum(), out)
+    for l in range(last, -1, -1):
+        (W, _), (dW, db) = params[l], grads[l]
+        dW.copy_(torch.bmm(inputs[l].transpose(1, 2), dz).transpose(1, 2))
+        db.copy_(dz.sum(1, keepdim=True).squeeze(1))
+        if l == 0:
+            break
+        dx = torch.bmm(dz, W)
+        if skips[l]:  # x_{l+1} = x_l + act(z_l): the identity path brings x_{l+1}'s gradient
+            dx = dx + dx_next
+        dx_next = dx
+        dz = backward(dx, outputs[l - 1])
+    return losses.detach()
+
+
 class Module(torch.nn.Module):
     """One network of ``net`` written the plain PyTorch way (nn.Linear layers): the reference the
     engine is tested and benchmarked against, and a handy single model for analysis."""

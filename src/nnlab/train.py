@@ -1,9 +1,10 @@
 """The batched training engine: M networks of one architecture trained at once, each exactly as alone.
 
-The parameters of all models live in one flat tensor ``(M, P)``; the forward pass sees per-layer views
-of it (:func:`nnlab.models.forward`, one batched matmul per layer), autograd returns the gradient as
-one ``(M, P)`` tensor, and Adam/SGD update it with a handful of whole-tensor operations whose
-arithmetic is that of ``torch.optim.Adam``/``SGD`` (CPU single-tensor path) on every model alone.
+The parameters of all models live in one flat tensor ``(M, P)``; a step sees per-layer views of it,
+:func:`nnlab.models.loss_and_gradient` (one batched matmul per layer and direction, autograd's
+arithmetic without its graph) writes the gradient into one ``(M, P)`` buffer, and Adam/SGD update the
+parameters with a handful of whole-tensor operations whose arithmetic is that of
+``torch.optim.Adam``/``SGD`` (CPU single-tensor path) on every model alone.
 Losses go into preallocated tensors, and a model whose loss turns NaN/inf is frozen by masking its
 update on the device; on a CPU, where reading a value costs nothing, the masking is skipped while
 every model trains (on a GPU nothing in the loop waits for the host).
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from nnlab.device import device as default_device, threads as default_threads
-from nnlab.models import LOSSES, Net, batch_loss, eval_loss, forward
+from nnlab.models import LOSSES, Net, eval_loss, loss_and_gradient
 from nnlab.progress import bar
 
 OPTIMIZERS = ("adam", "sgd")
@@ -102,11 +103,12 @@ def fresh_batches(sample: Callable, batch_size: int, seeds: Sequence[int], share
 # --------------------------------------------------------------------------- optimisers
 class Adam:
     """``torch.optim.Adam`` (defaults, CPU single-tensor arithmetic) on flat parameters, an lr per model
-    and step."""
+    and step: seven passes over the parameters (torch's nine, two pairs fused with ``addcdiv``)."""
 
     def __init__(self, flat: torch.Tensor, lr: torch.Tensor, betas=(0.9, 0.999), eps=1e-8):
         """``lr``: (steps, M), the learning rate of every model at every step."""
-        self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
+        self.beta1, self.beta2 = betas
+        self.eps = torch.tensor(eps, dtype=flat.dtype, device=flat.device)
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
         self.denom, self.update = torch.empty_like(flat), torch.empty_like(flat)  # reused every step
         # -lr / (1 - beta1^t) for every step t in float64 as torch's Python scalars, then cast to float32
@@ -114,6 +116,8 @@ class Adam:
         steps = lr.shape[0]
         bias_correction1 = torch.tensor([1 - self.beta1 ** t for t in range(1, steps + 1)], dtype=torch.float64)
         self.neg_step_size = (-lr / bias_correction1.to(lr.device)[:, None]).float()[:, :, None]
+        self.bias_correction2_sqrt = torch.tensor([(1 - self.beta2 ** t) ** 0.5 for t in range(1, steps + 1)],
+                                                  dtype=torch.float64).to(flat.device, flat.dtype)
         self.t = 0
 
     def step(self, param, grad, alive):
@@ -122,11 +126,12 @@ class Adam:
         self.t += 1
         self.exp_avg.lerp_(grad, 1 - self.beta1)
         self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-        bias_correction2_sqrt = (1 - self.beta2 ** self.t) ** 0.5
-        denom = torch.sqrt(self.exp_avg_sq, out=self.denom).div_(bias_correction2_sqrt).add_(self.eps)
+        # torch: denom = sqrt(v).div_(bias_correction2_sqrt).add_(eps), here as eps + 1 * sqrt(v) / bc2 in one pass
+        denom = torch.addcdiv(self.eps, torch.sqrt(self.exp_avg_sq, out=self.denom),
+                              self.bias_correction2_sqrt[self.t - 1], out=self.denom)
         # torch: param.addcdiv_(exp_avg, denom, value=-step_size) = param + (-step_size * exp_avg) / denom
         step_size = self.neg_step_size[self.t - 1] * alive  # (M, 1)
-        param.add_(torch.mul(self.exp_avg, step_size, out=self.update).div_(denom))
+        param.addcdiv_(torch.mul(self.exp_avg, step_size, out=self.update), denom)
 
 
 class SGD:
@@ -228,13 +233,14 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
     tensors = [t for layer in params for t in layer]
     sizes = [t[0].numel() for t in tensors]
     flat = torch.cat([t.detach().reshape(M, -1) for t in tensors], 1).to(dev, torch.float32)
-    flat.requires_grad_(True)
+    grad = torch.empty_like(flat)  # the gradient of every step is written here
 
     def layers(flat):
         pieces = flat.split(sizes, dim=1)
         return [(pieces[2 * l].view(M, *W.shape[1:]), pieces[2 * l + 1]) for l, (W, _) in enumerate(params)]
 
-    opt = (Adam if optimizer == "adam" else SGD)(flat.detach(), _lr_table(lr, lr_scale, steps, M, dev))
+    grad_layers = layers(grad)
+    opt = (Adam if optimizer == "adam" else SGD)(flat, _lr_table(lr, lr_scale, steps, M, dev))
     train_loss = torch.empty(M, steps, device=dev)
     eval_steps = _eval_schedule(steps, eval_every)
     eval_losses = torch.empty(M, len(eval_steps), device=dev)
@@ -248,7 +254,7 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
 
     def evaluate_at(step):
         if step in eval_column:
-            eval_losses[:, eval_column[step]] = eval_loss(net, layers(flat.detach()), X_eval, Y_eval, loss)
+            eval_losses[:, eval_column[step]] = eval_loss(net, layers(flat), X_eval, Y_eval, loss)
 
     batches = iter(stream)
     start = time.perf_counter()
@@ -257,8 +263,7 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
             evaluate_at(step)
             x, y = next(batches)
             x, y = (t.to(dev).expand(M, *t.shape[1:]) for t in (x, y))  # a shared batch: axis of 1
-            losses = batch_loss(forward(net, layers(flat), x), y, loss)
-            (grad,) = torch.autograd.grad(losses.sum(), flat)
+            losses = loss_and_gradient(net, layers(flat), x, y, loss, grad_layers)
             with torch.no_grad():
                 train_loss[:, step] = losses
                 # freeze a model once its loss or gradient is non-finite: zero gradient, zero step
@@ -278,6 +283,6 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
     for m in np.flatnonzero(diverged_at >= 0):
         train_loss[m, diverged_at[m] + 1:] = np.nan
         eval_losses[m, np.asarray(eval_steps) >= diverged_at[m]] = np.nan
-    final = [(W.detach().clone(), b.detach().clone()) for W, b in layers(flat)]
+    final = [(W.clone(), b.clone()) for W, b in layers(flat)]
     return Result(final, train_loss, np.asarray(eval_steps, dtype=int), eval_losses, diverged_at,
                   seconds, str(dev))
