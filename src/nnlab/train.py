@@ -239,7 +239,7 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
         pieces = flat.split(sizes, dim=1)
         return [(pieces[2 * l].view(M, *W.shape[1:]), pieces[2 * l + 1]) for l, (W, _) in enumerate(params)]
 
-    grad_layers = layers(grad)
+    weights, grad_layers = layers(flat), layers(grad)  # views, made once: flat and grad are updated in place
     opt = (Adam if optimizer == "adam" else SGD)(flat, _lr_table(lr, lr_scale, steps, M, dev))
     train_loss = torch.empty(M, steps, device=dev)
     eval_steps = _eval_schedule(steps, eval_every)
@@ -254,7 +254,7 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
 
     def evaluate_at(step):
         if step in eval_column:
-            eval_losses[:, eval_column[step]] = eval_loss(net, layers(flat), X_eval, Y_eval, loss)
+            eval_losses[:, eval_column[step]] = eval_loss(net, weights, X_eval, Y_eval, loss)
 
     batches = iter(stream)
     start = time.perf_counter()
@@ -263,17 +263,16 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
             evaluate_at(step)
             x, y = next(batches)
             x, y = (t.to(dev).expand(M, *t.shape[1:]) for t in (x, y))  # a shared batch: axis of 1
-            losses = loss_and_gradient(net, layers(flat), x, y, loss, grad_layers)
-            with torch.no_grad():
-                train_loss[:, step] = losses
-                # freeze a model once its loss or gradient is non-finite: zero gradient, zero step
-                alive &= torch.isfinite(losses) & torch.isfinite(grad.sum(1))
-                steps_alive += alive
-                all_alive = all_alive and dev.type == "cpu" and bool(alive.all())
-                training = 1.0 if all_alive else alive.float()[:, None]  # 1.0, or 0.0 for a frozen model
-                if not all_alive:
-                    grad.nan_to_num_(0.0, 0.0, 0.0).mul_(training)
-                opt.step(flat, grad, training)
+            losses = loss_and_gradient(net, weights, x, y, loss, grad_layers)
+            train_loss[:, step] = losses
+            # freeze a model once its loss or gradient is non-finite: zero gradient, zero step
+            alive &= torch.isfinite(losses) & torch.isfinite(grad.sum(1))
+            steps_alive += alive
+            all_alive = all_alive and dev.type == "cpu" and bool(alive.all())
+            training = 1.0 if all_alive else alive.float()[:, None]  # 1.0, or 0.0 for a frozen model
+            if not all_alive:
+                grad.nan_to_num_(0.0, 0.0, 0.0).mul_(training)
+            opt.step(flat, grad, training)
         evaluate_at(steps)
         train_loss, eval_losses = train_loss.cpu().numpy(), eval_losses.cpu().numpy()
         diverged_at = torch.where(steps_alive < steps, steps_alive, -1).cpu().numpy()
@@ -283,6 +282,6 @@ def train(net: Net, params, stream, steps: int, lr, optimizer: str = "adam", los
     for m in np.flatnonzero(diverged_at >= 0):
         train_loss[m, diverged_at[m] + 1:] = np.nan
         eval_losses[m, np.asarray(eval_steps) >= diverged_at[m]] = np.nan
-    final = [(W.clone(), b.clone()) for W, b in layers(flat)]
+    final = [(W.clone(), b.clone()) for W, b in weights]
     return Result(final, train_loss, np.asarray(eval_steps, dtype=int), eval_losses, diverged_at,
                   seconds, str(dev))
