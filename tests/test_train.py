@@ -117,6 +117,31 @@ def test_optimizer_step_is_bitwise_torch_optim(ours, reference):
     assert all(torch.equal(flat[m], solo[m].detach()) for m in range(M))
 
 
+def test_adam_stays_bitwise_torch_optim_when_its_state_turns_subnormal():
+    """Tiny and zero gradients drive exp_avg_sq below the smallest normal float (the engine raises it to
+    that number before the sqrt, for speed): the update is still torch.optim.Adam's to the last bit,
+    on parameters small enough that a changed denominator would show."""
+    M, P, steps = 2, 64, 40
+    g = torch.Generator().manual_seed(3)
+    start = torch.randn(M, P, generator=g) * 1e-16
+    scales = torch.tensor([1e-21, 1e-24, 0.0, 1e-19]).repeat(P // 4)  # g^2 between 1e-48 and 1e-38, or 0
+    grads = torch.randn(steps, M, P, generator=g) * scales
+    lr = torch.tensor([1e-3, 1e-2], dtype=torch.float64)
+    flat = start.clone()
+    opt = Adam(flat, lr.expand(steps, M).clone())
+    solo = [start[m].clone().requires_grad_() for m in range(M)]
+    solo_opts = [torch.optim.Adam([p], lr=float(lr[m])) for m, p in enumerate(solo)]
+    for t in range(steps):
+        opt.step(flat, grads[t].clone(), 1.0)
+        for m in range(M):
+            solo[m].grad = grads[t, m].clone()
+            solo_opts[m].step()
+    v = opt.exp_avg_sq
+    assert int(((v > 0) & (v < torch.finfo(v.dtype).tiny)).sum()) > M * P // 4  # the case is exercised
+    assert all(torch.equal(flat[m], solo[m].detach()) for m in range(M))
+    assert not torch.equal(flat, start)  # and the updates are not all lost in rounding
+
+
 def test_step_decay_schedule():
     f = step_decay(1000, 0.5, 0.6, 1e-2)
     assert np.all(f[:500] == 1) and np.allclose(f[599:], 1e-2)             # updates 1-500, then 600-1000

@@ -103,12 +103,19 @@ def fresh_batches(sample: Callable, batch_size: int, seeds: Sequence[int], share
 # --------------------------------------------------------------------------- optimisers
 class Adam:
     """``torch.optim.Adam`` (defaults, CPU single-tensor arithmetic) on flat parameters, an lr per model
-    and step: seven passes over the parameters (torch's nine, two pairs fused with ``addcdiv``)."""
+    and step."""
 
     def __init__(self, flat: torch.Tensor, lr: torch.Tensor, betas=(0.9, 0.999), eps=1e-8):
         """``lr``: (steps, M), the learning rate of every model at every step."""
-        self.beta1, self.beta2 = betas
-        self.eps = torch.tensor(eps, dtype=flat.dtype, device=flat.device)
+        self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
+        # sqrt of a subnormal is ~30x slower on x86, and long runs fill exp_avg_sq with them (a unit
+        # whose gradient stays 0 decays there). Below the smallest normal number v adds less than half
+        # an ulp to eps (sqrt(tiny) / sqrt(1 - beta2) < ulp(eps) / 2), so v is raised to it before the
+        # sqrt: denom keeps every bit, and the state keeps the true v.
+        tiny = torch.finfo(flat.dtype).tiny
+        eps32 = torch.tensor(eps, dtype=flat.dtype)
+        half_ulp = float(torch.nextafter(eps32, torch.tensor(math.inf, dtype=flat.dtype)) - eps32) / 2
+        self.v_floor = tiny if math.sqrt(tiny) / math.sqrt(1 - self.beta2) < half_ulp else 0.0
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
         self.denom, self.update = torch.empty_like(flat), torch.empty_like(flat)  # reused every step
         # -lr / (1 - beta1^t) for every step t in float64 as torch's Python scalars, then cast to float32
@@ -116,8 +123,6 @@ class Adam:
         steps = lr.shape[0]
         bias_correction1 = torch.tensor([1 - self.beta1 ** t for t in range(1, steps + 1)], dtype=torch.float64)
         self.neg_step_size = (-lr / bias_correction1.to(lr.device)[:, None]).float()[:, :, None]
-        self.bias_correction2_sqrt = torch.tensor([(1 - self.beta2 ** t) ** 0.5 for t in range(1, steps + 1)],
-                                                  dtype=torch.float64).to(flat.device, flat.dtype)
         self.t = 0
 
     def step(self, param, grad, alive):
@@ -126,10 +131,11 @@ class Adam:
         self.t += 1
         self.exp_avg.lerp_(grad, 1 - self.beta1)
         self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-        # torch: denom = sqrt(v).div_(bias_correction2_sqrt).add_(eps), here as eps + 1 * sqrt(v) / bc2 in one pass
-        denom = torch.addcdiv(self.eps, torch.sqrt(self.exp_avg_sq, out=self.denom),
-                              self.bias_correction2_sqrt[self.t - 1], out=self.denom)
-        # torch: param.addcdiv_(exp_avg, denom, value=-step_size) = param + (-step_size * exp_avg) / denom
+        bias_correction2_sqrt = (1 - self.beta2 ** self.t) ** 0.5
+        root = torch.clamp(self.exp_avg_sq, min=self.v_floor, out=self.denom).sqrt_()  # see v_floor
+        denom = root.div_(bias_correction2_sqrt).add_(self.eps)
+        # torch: param.addcdiv_(exp_avg, denom, value=-step_size) = param + (-step_size * exp_avg) / denom,
+        # the same operations with a step size per model
         step_size = self.neg_step_size[self.t - 1] * alive  # (M, 1)
         param.addcdiv_(torch.mul(self.exp_avg, step_size, out=self.update), denom)
 
