@@ -12,6 +12,7 @@ from scipy import stats
 from nnlab.config import ConfigError, validate
 from nnlab.experiments import teacher_student as ts
 from nnlab.models import Net, forward
+from nnlab.train import num_threads
 from nnlab.specialisation import canonical, match_two_layers, match_units, recovery_step
 
 
@@ -340,3 +341,14 @@ def test_prefix_rerun_reproduces_the_start_of_the_run():
         other = ts.fit(ts.TEACHER, runs[1:2], 6, config, data)    # a 6-step run of its own decays earlier
     np.testing.assert_allclose(whole.train_loss[1:2, :6], prefix.train_loss, rtol=1e-5)
     assert not np.allclose(whole.train_loss[1:2, 3:6], other.train_loss[:, 3:6], rtol=1e-3)
+
+
+def test_the_linear_baseline_is_the_same_number_every_time():
+    """Computed in the process that runs the experiment, where torch may use several threads: a
+    multi-threaded lstsq gave two different values in 20 calls here; the baseline must not vary."""
+    g = torch.Generator().manual_seed(0)
+    X, Xt = torch.randn(20000, 100, generator=g), torch.randn(5000, 100, generator=g)
+    y, yt = X @ torch.randn(100, generator=g) + torch.randn(20000, generator=g), Xt @ torch.randn(100, generator=g)
+    with num_threads(2):
+        values = {ts.linear_baseline_mse(X, y, Xt, yt) for _ in range(20)}
+    assert len(values) == 1
