@@ -261,12 +261,13 @@ def teacher_activity(teacher, x: torch.Tensor) -> list[np.ndarray]:
 
 def linear_baseline_mse(X_fit, y_fit, X_test, y_test) -> float:
     """Test MSE of the least-squares affine predictor fitted on (X_fit, y_fit): what no hidden unit buys.
-    On one thread: a multi-threaded lstsq rounds differently from run to run."""
+    In numpy: torch's lstsq (MKL) rounds differently with the memory alignment of its inputs, so the
+    same call gave up to ten different last bits in one process."""
     def design(X):
-        return torch.cat([X, torch.ones(len(X), 1)], 1).double()
-    with num_threads(1):
-        coef = torch.linalg.lstsq(design(X_fit), y_fit.double()).solution
-        return float((design(X_test) @ coef - y_test.double()).square().mean())
+        X = np.asarray(X, dtype=np.float64)
+        return np.hstack([X, np.ones((len(X), 1))])
+    coef = np.linalg.lstsq(design(X_fit), np.asarray(y_fit, dtype=np.float64), rcond=None)[0]
+    return float(np.square(design(X_test) @ coef - np.asarray(y_test, dtype=np.float64)).mean())
 
 
 # ------------------------------------------------------------------------------- parameter analysis
